@@ -1,0 +1,198 @@
+"""The errors the client raises: each message is one line -- what happened, then what to do.
+
+Messages are in Chinese (the students' language), carry the HTTP status when there is one
+and the provider's own message when it sent one. They never contain the API key: every
+message passes through :func:`redact` before it is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+__all__ = [
+    "AuthError",
+    "BadRequestError",
+    "ConnectError",
+    "LLMError",
+    "NotFoundError",
+    "RateLimitError",
+    "ServerError",
+    "StreamError",
+    "RequestTimeout",
+    "error_from_response",
+    "provider_message",
+    "redact",
+]
+
+_KEYLIKE = re.compile(r"(sk-|Bearer\s+)[A-Za-z0-9._\-]{6,}")
+_MAX_PROVIDER_MESSAGE = 200
+
+
+def redact(text: str, secret: str = "") -> str:
+    """Remove the key (and anything shaped like one) and fold the text onto one line."""
+    if secret:
+        text = text.replace(secret, "***")
+    text = _KEYLIKE.sub(lambda m: m.group(1) + "***", text)
+    return " ".join(text.split())
+
+
+class LLMError(Exception):
+    """Base class. ``str(error)`` is the one-line message for the student."""
+
+    what = "请求失败"
+    hint = "请检查网络和 .env 配置后重试。"
+
+    def __init__(
+        self,
+        what: str | None = None,
+        *,
+        hint: str | None = None,
+        status: int | None = None,
+        provider_message: str = "",
+        request_id: str = "",
+        partial_text: str = "",
+        result: Any = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.what = what or self.what
+        self.hint = hint or self.hint
+        self.status = status
+        self.provider_message = redact(provider_message)[:_MAX_PROVIDER_MESSAGE]
+        self.request_id = request_id
+        self.partial_text = partial_text
+        self.result = result  # a lesson_helpers.chunks.ChatResult with what arrived, if any
+        self.retry_after = retry_after
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        parts = []
+        if self.status is not None:
+            parts.append(f"HTTP {self.status} ")
+        parts.append(self.what)
+        if self.provider_message:
+            parts.append(f"（服务器说：{self.provider_message}）")
+        if self.partial_text:
+            parts.append(f"；已收到的 {len(self.partial_text)} 个字符已保留，但回答不完整")
+        parts.append(f"。{self.hint}")
+        return redact("".join(parts))
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class AuthError(LLMError):
+    what = "认证失败：API Key 无效、缺失或无权访问"
+    hint = "请检查 .env 里的 LLM_API_KEY 是否完整、是否属于 LLM_BASE_URL 对应的服务商。"
+
+
+class NotFoundError(LLMError):
+    what = "找不到：模型名或网址不对"
+    hint = "请检查 LLM_MODEL 是否是该服务商提供的模型名，LLM_BASE_URL 是否以 /v1 结尾。"
+
+
+class BadRequestError(LLMError):
+    what = "请求内容有误"
+    hint = "请检查 messages 的格式和参数；若是上下文太长，请缩短对话或调小 max_tokens。"
+
+
+class RateLimitError(LLMError):
+    what = "请求太频繁或额度用完（限流）"
+    hint = "请稍等片刻再试；若一直如此，请检查账户余额和限额。"
+
+
+class ServerError(LLMError):
+    what = "服务商那边出错了"
+    hint = "这不是你的代码的问题：请稍后重试，或换一个模型。"
+
+
+class ConnectError(LLMError):
+    what = "连不上服务器"
+    hint = "请检查网络、代理和 LLM_BASE_URL。"
+
+
+class RequestTimeout(LLMError):
+    what = "等待回答超时"
+    hint = "服务器太久没有发来数据：请稍后重试，或在 .env 里调大 LLM_TIMEOUT。"
+
+
+class StreamError(LLMError):
+    what = "流式回答中途出错"
+    hint = "请重试；若反复出现，请记下请求 id 向服务商反馈（不要附上密钥）。"
+
+
+def provider_message(body: str) -> str:
+    """The provider's own error text from an error body, whatever its shape."""
+    text = body.strip()
+    if not text:
+        return ""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        if text[:1] == "<":
+            title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+            found = title.group(1).strip() if title else "一个 HTML 页面"
+            return f"{found}（返回的是网页而不是 JSON，可能是代理或网关出错）"
+        return text
+    if isinstance(data, dict):
+        error = data.get("error", data)
+        if isinstance(error, dict):
+            for key in ("message", "msg", "detail"):
+                value = error.get(key)
+                if isinstance(value, str) and value:
+                    return value
+        elif isinstance(error, str):
+            return error
+        for key in ("message", "detail"):
+            value = data.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return text
+
+
+_BY_STATUS: dict[int, type[LLMError]] = {
+    400: BadRequestError,
+    401: AuthError,
+    403: AuthError,
+    404: NotFoundError,
+    408: RequestTimeout,
+    413: BadRequestError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+
+def _retry_after(headers: dict[str, str]) -> float | None:
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def error_from_response(
+    status: int, body: str, headers: dict[str, str], secret: str = "", request_id: str = ""
+) -> LLMError:
+    """Turn a non-2xx HTTP response into the matching :class:`LLMError`."""
+    cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else LLMError)
+    message = redact(provider_message(body), secret)
+    hint = None
+    retry_after = _retry_after(headers)
+    if status == 403:
+        hint = "密钥有效但无权使用：请检查账户是否实名、余额是否充足、模型是否开通。"
+    if cls is RateLimitError and retry_after is not None:
+        hint = f"服务器要求等待 {retry_after:g} 秒后再试。"
+    if status in (413,) or "context" in message.lower() or "too long" in message.lower():
+        hint = "对话太长，超过了模型的上下文长度：请清空或缩短历史，或调小 max_tokens。"
+    return cls(
+        status=status,
+        provider_message=message,
+        hint=hint,
+        request_id=request_id,
+        retry_after=retry_after,
+    )

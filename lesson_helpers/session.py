@@ -1,0 +1,60 @@
+"""The lessons' entry point: use the provider from `.env`, or start the local server.
+
+>>> settings = connect()     # doctest: +SKIP
+未配置 LLM_API_KEY：已自动启动本地练习服务器（127.0.0.1，不联网、不花钱）。
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+from .client import ChatClient
+from .config import Secret, Settings, load_settings
+from .local_server import MODELS, LocalServer
+
+__all__ = ["chat_client", "connect", "local_server"]
+
+_lock = threading.Lock()
+_server: LocalServer | None = None
+
+LOCAL_NOTICE = "未配置 LLM_API_KEY：已自动启动本地练习服务器（127.0.0.1，不联网、不花钱）。"
+
+
+def local_server() -> LocalServer:
+    """The one local server of this Python process, started on first use."""
+    global _server
+    with _lock:
+        if _server is None:
+            _server = LocalServer().start()
+        return _server
+
+
+def connect(*, quiet: bool = False, local: bool | None = None) -> Settings:
+    """Settings for the lessons, printing one line that says where requests will go.
+
+    With a key in `.env` (and ``LLM_PROVIDER`` not ``local``) the real provider is used.
+    Otherwise the local practice server is started in the background and used instead.
+    """
+    settings = load_settings()
+    use_local = settings.is_local or not settings.has_key if local is None else local
+    if not use_local:
+        if not quiet:
+            print(f"使用 {settings.provider}：{settings.base_url}，模型 {settings.model}。")
+        return settings
+    server = local_server()
+    model = settings.model if settings.model in MODELS else "Qwen/Qwen2.5-7B-Instruct"
+    if not quiet:
+        print(LOCAL_NOTICE)
+    return replace(
+        settings,
+        provider="local",
+        base_url=server.base_url,
+        api_key=Secret(server.api_key or ""),
+        model=model,
+    )
+
+
+def chat_client(*, quiet: bool = False, **kwargs: object) -> ChatClient:
+    """A :class:`ChatClient` for :func:`connect`'s settings."""
+    return ChatClient(connect(quiet=quiet), **kwargs)  # type: ignore[arg-type]

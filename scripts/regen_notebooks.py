@@ -1,0 +1,48 @@
+"""Re-run lessons against the local server and store their outputs (what nbval then checks).
+
+    python scripts/regen_notebooks.py                 # every notebook in notebooks/
+    python scripts/regen_notebooks.py notebooks/02_sse_parsing.ipynb
+
+Runs each notebook on a fresh kernel with no API key (so the local practice server answers),
+from the notebook's own folder, exactly as nbval will.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def regenerate(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute()
+    for cell in nb.cells:  # keep diffs small and stored outputs free of run-specific data
+        cell.get("metadata", {}).pop("execution", None)
+    nbformat.write(nb, path)
+    print(f"regenerated {path.relative_to(ROOT)}")
+
+
+def main(argv: list[str]) -> int:
+    for name in ("LLM_API_KEY", "OPENAI_API_KEY", "LLM_BASE_URL", "OPENAI_BASE_URL", "LLM_MODEL"):
+        os.environ.pop(name, None)
+    os.environ["LLM_PROVIDER"] = "local"
+    paths = [Path(a).resolve() for a in argv] or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    for path in paths:
+        regenerate(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,35 @@
+"""Shared fixtures: a real local server on 127.0.0.1, and an environment with no real key."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# Tests and the notebooks they run must never reach a real provider with a real key.
+for _name in ("LLM_API_KEY", "OPENAI_API_KEY", "LLM_BASE_URL", "OPENAI_BASE_URL", "LLM_MODEL"):
+    os.environ.pop(_name, None)
+os.environ["LLM_PROVIDER"] = "local"
+
+from lesson_helpers.local_server import LocalServer  # noqa: E402
+
+DATA = ROOT / "lesson_helpers" / "data"
+
+
+@pytest.fixture(scope="session")
+def server():
+    """One local server for the whole run, with no pause between tokens."""
+    with LocalServer(pace=0) as srv:
+        yield srv
+
+
+@pytest.fixture
+def seed_stream_bytes() -> bytes:
+    """The seed's SiliconFlow stream, as it travels on the wire."""
+    return (DATA / "siliconflow_seed_stream.txt").read_bytes()
