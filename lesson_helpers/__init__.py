@@ -2,7 +2,8 @@
 
 The data path, one module per arrow::
 
-    .env --config--> request --client--> bytes --sse--> events --chunks--> message --display--> widget
+    .env --config--> request --client--> bytes --sse--> events
+         --chunks--> message --display--> widget
 
 ``connect()`` is where every lesson starts: it reads `.env`, or starts the local practice
 server when no key is configured.

@@ -22,13 +22,17 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         server = LocalServer(port=args.port, api_key=api_key, pace=args.pace)
     except OSError as exc:
-        print(f"无法在端口 {args.port} 上启动：{exc.strerror}。换一个端口，或用 --port 0。",
-              file=sys.stderr)
+        print(
+            f"无法在端口 {args.port} 上启动：{exc.strerror}。换一个端口，或用 --port 0。",
+            file=sys.stderr,
+        )
         return 1
     print(server.base_url, flush=True)
     key_text = "不检查密钥" if api_key is None else f"密钥 {api_key}"
-    print(f"本地练习服务器已启动（{key_text}，每个 token 间隔 {args.pace:g} 秒）。Ctrl-C 停止。",
-          flush=True)
+    print(
+        f"本地练习服务器已启动（{key_text}，每个 token 间隔 {args.pace:g} 秒）。Ctrl-C 停止。",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -42,9 +46,15 @@ def _chat(args: argparse.Namespace) -> int:
     client = chat_client(quiet=False)
     question = " ".join(args.question) or "你好"
     stream = client.stream([{"role": "user", "content": question}], model=args.model)
+    printed = False
     try:
         for piece in stream.text():
             print(piece, end="", flush=True)
+            printed = True
+    except LLMError:
+        if printed:
+            print()  # end the partial answer's line before the error line
+        raise
     except KeyboardInterrupt:
         print("\n（已停止，上面是收到的部分回答）")
         return 130

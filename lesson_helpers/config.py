@@ -168,7 +168,8 @@ def load_settings(env_file: str | os.PathLike[str] | None = None) -> Settings:
         key = ""
     if any(ch.isspace() for ch in key) or not key.isascii():
         raise ConfigError(
-            "LLM_API_KEY 含有空格或非 ASCII 字符：请在 .env 里只粘贴密钥本身（不加中文引号、空格或注释）。"
+            "LLM_API_KEY 含有空格或非 ASCII 字符："
+            "请在 .env 里只粘贴密钥本身（不加中文引号、空格或注释）。"
         )
     base_url = _pick(values, "LLM_BASE_URL", "OPENAI_BASE_URL") or provider.base_url
     base_url = base_url.rstrip("/")
@@ -181,7 +182,7 @@ def load_settings(env_file: str | os.PathLike[str] | None = None) -> Settings:
         timeout = float(timeout_text) if timeout_text else DEFAULT_TIMEOUT
     except ValueError:
         timeout = -1.0
-    if not timeout > 0:
+    if not 0 < timeout < float("inf"):
         raise ConfigError(f"LLM_TIMEOUT={timeout_text!r} 不是正数：请写秒数，例如 LLM_TIMEOUT=60。")
     return Settings(
         api_key=Secret(key),

@@ -28,7 +28,7 @@ def _git(*args: str) -> subprocess.CompletedProcess[str] | None:
 def _checks() -> list[tuple[str, str]]:
     lines: list[tuple[str, str]] = []
     version = ".".join(map(str, sys.version_info[:3]))
-    if sys.version_info >= (3, 11):
+    if sys.version_info >= (3, 11):  # noqa: UP036 -- doctor may be run by an older Python
         lines.append((OK, f"Python {version}"))
     else:
         lines.append((FAIL, f"Python {version}：需要 3.11 或更新的版本"))
@@ -54,18 +54,24 @@ def _checks() -> list[tuple[str, str]]:
         if ignored is not None and ignored.returncode == 1:
             lines.append((FAIL, ".gitignore 没有忽略 .env：在 .gitignore 里加一行 .env"))
     else:
-        lines.append((WARN, "没有 .env：复制 .env.example 为 .env 并填入密钥（不填则使用本地服务器）"))
+        lines.append(
+            (WARN, "没有 .env：复制 .env.example 为 .env 并填入密钥（不填则使用本地服务器）")
+        )
 
     try:
         settings = load_settings()
     except ConfigError as exc:
         lines.append((FAIL, str(exc)))
         return lines
-    if settings.has_key:
-        lines.append((OK, f"API Key：{settings.api_key}（{settings.provider}，{settings.base_url}）"))
+    if settings.has_key and not settings.is_local:
+        where = f"{settings.provider}，{settings.base_url}"
+        lines.append((OK, f"API Key：{settings.api_key}（{where}）"))
         lines.append(_reachable(settings))
     else:
-        lines.append((WARN, "没有 API Key：课程会自动使用本地练习服务器"))
+        if settings.is_local:  # its base_url is only known once the server has started
+            lines.append((OK, "LLM_PROVIDER=local：课程使用本地练习服务器"))
+        else:
+            lines.append((WARN, "没有 API Key：课程会自动使用本地练习服务器"))
         from .session import connect  # only here: doctor needs the server just for this check
 
         lines.append(_reachable(connect(quiet=True)))

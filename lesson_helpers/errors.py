@@ -3,12 +3,17 @@
 Messages are in Chinese (the students' language), carry the HTTP status when there is one
 and the provider's own message when it sent one. They never contain the API key: every
 message passes through :func:`redact` before it is stored.
+
+A finished answer can still need a word of explanation (cut at ``max_tokens``, stopped by a
+content filter, a tool call instead of text): :func:`finish_note` gives that line.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 __all__ = [
@@ -18,10 +23,11 @@ __all__ = [
     "LLMError",
     "NotFoundError",
     "RateLimitError",
+    "RequestTimeout",
     "ServerError",
     "StreamError",
-    "RequestTimeout",
     "error_from_response",
+    "finish_note",
     "provider_message",
     "redact",
 ]
@@ -55,6 +61,7 @@ class LLMError(Exception):
         partial_text: str = "",
         result: Any = None,
         retry_after: float | None = None,
+        retries: int = 0,
     ) -> None:
         self.what = what or self.what
         self.hint = hint or self.hint
@@ -64,6 +71,7 @@ class LLMError(Exception):
         self.partial_text = partial_text
         self.result = result  # a lesson_helpers.chunks.ChatResult with what arrived, if any
         self.retry_after = retry_after
+        self.retries = retries  # how many automatic retries came before this error
         super().__init__(self.message)
 
     @property
@@ -76,6 +84,8 @@ class LLMError(Exception):
             parts.append(f"（服务器说：{self.provider_message}）")
         if self.partial_text:
             parts.append(f"；已收到的 {len(self.partial_text)} 个字符已保留，但回答不完整")
+        if self.retries:
+            parts.append(f"（已自动重试 {self.retries} 次）")
         parts.append(f"。{self.hint}")
         return redact("".join(parts))
 
@@ -116,7 +126,7 @@ class ConnectError(LLMError):
     hint = "请检查网络、代理和 LLM_BASE_URL。"
 
 
-class RequestTimeout(LLMError):
+class RequestTimeout(LLMError):  # noqa: N818 -- the public name of the API
     what = "等待回答超时"
     hint = "服务器太久没有发来数据：请稍后重试，或在 .env 里调大 LLM_TIMEOUT。"
 
@@ -168,11 +178,21 @@ _BY_STATUS: dict[int, type[LLMError]] = {
 
 
 def _retry_after(headers: dict[str, str]) -> float | None:
-    value = headers.get("retry-after") or headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
+    """``Retry-After`` in seconds: a number of seconds, or an HTTP date (RFC 9110)."""
+    value = (headers.get("retry-after") or headers.get("Retry-After") or "").strip()
+    if not value:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, round((when - datetime.now(UTC)).total_seconds(), 3))
 
 
 def error_from_response(
@@ -181,18 +201,61 @@ def error_from_response(
     """Turn a non-2xx HTTP response into the matching :class:`LLMError`."""
     cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else LLMError)
     message = redact(provider_message(body), secret)
-    hint = None
+    what = hint = None
     retry_after = _retry_after(headers)
     if status == 403:
+        what = "没有权限：密钥是对的，但账户不能使用这个模型或接口"
         hint = "密钥有效但无权使用：请检查账户是否实名、余额是否充足、模型是否开通。"
     if cls is RateLimitError and retry_after is not None:
         hint = f"服务器要求等待 {retry_after:g} 秒后再试。"
-    if status in (413,) or "context" in message.lower() or "too long" in message.lower():
+    if "context" in message.lower() or "too long" in message.lower():
         hint = "对话太长，超过了模型的上下文长度：请清空或缩短历史，或调小 max_tokens。"
+    elif status == 413:
+        hint = "请求体太大（对话太长或附带的内容太多）：请清空或缩短历史后再试。"
     return cls(
+        what,
         status=status,
         provider_message=message,
         hint=hint,
         request_id=request_id,
         retry_after=retry_after,
     )
+
+
+def finish_note(result: Any) -> str:
+    """One line about an answer that ended normally but unusually; "" when nothing to say.
+
+    ``result`` is a :class:`lesson_helpers.chunks.ChatResult` (its first choice is read).
+    """
+    reason = getattr(result, "finish_reason", None)
+    content = getattr(result, "content", "") or ""
+    reasoning = getattr(result, "reasoning_content", "") or ""
+    tool_calls = getattr(result, "tool_calls", None) or []
+    if reason == "length":
+        if not content and reasoning:
+            return (
+                "模型只写了思考过程（reasoning_content），还没写正式回答就用完了 max_tokens"
+                "（finish_reason=length）：请调大 max_tokens。"
+            )
+        return (
+            "回答写到一半就停了：达到了 max_tokens 上限（finish_reason=length）。"
+            "请调大 max_tokens，或让模型回答得更简短。"
+        )
+    if reason == "content_filter":
+        return (
+            "回答被服务商的内容审核拦下了（finish_reason=content_filter），已收到的部分不完整："
+            "请换个说法再试。"
+        )
+    if reason == "tool_calls" or (tool_calls and reason in (None, "stop")):
+        names = "、".join(call.name for call in tool_calls if getattr(call, "name", "")) or "工具"
+        return (
+            f"模型没有直接回答，而是请求调用 {names}（finish_reason={reason}）："
+            "你的程序要执行它，再把结果作为 tool 消息发回去。"
+        )
+    if reason is None:
+        return "没有收到 finish_reason：回答可能不完整。"
+    if reason == "stop" and not content:
+        return "模型返回了空回答（finish_reason=stop，content 为空）。"
+    if reason != "stop":
+        return f"回答以不常见的 finish_reason={reason} 结束：请查看服务商文档。"
+    return ""

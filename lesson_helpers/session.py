@@ -1,7 +1,7 @@
 """The lessons' entry point: use the provider from `.env`, or start the local server.
 
 >>> settings = connect()     # doctest: +SKIP
-未配置 LLM_API_KEY：已自动启动本地练习服务器（127.0.0.1，不联网、不花钱）。
+未配置密钥（或 LLM_PROVIDER=local）：已自动启动本地练习服务器（127.0.0.1，不联网、不花钱）。
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ __all__ = ["chat_client", "connect", "local_server"]
 _lock = threading.Lock()
 _server: LocalServer | None = None
 
-LOCAL_NOTICE = "未配置 LLM_API_KEY：已自动启动本地练习服务器（127.0.0.1，不联网、不花钱）。"
+LOCAL_NOTICE = (
+    "未配置密钥（或 LLM_PROVIDER=local）：已自动启动本地练习服务器（127.0.0.1，不联网、不花钱）。"
+)
 
 
 def local_server() -> LocalServer:

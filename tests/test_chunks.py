@@ -25,9 +25,9 @@ from lesson_helpers.chunks import (
     from_completion,
 )
 
-# A real SiliconFlow stream (Qwen/Qwen2.5-7B-Instruct, prompt "你好"), byte for byte: usage is
-# cumulative in every chunk, "reasoning_content" is null in every delta, the first and the
-# last delta have empty content.
+# A SiliconFlow stream (Qwen/Qwen2.5-7B-Instruct, prompt "你好"), keys in the order it sent
+# them: usage is cumulative in every chunk, "reasoning_content" is null in every delta, and
+# the first and last deltas have empty content.
 SILICONFLOW_SSE = """\
 data: {"id":"019a8fdafd091c809cf14705cced6e75","object":"chat.completion.chunk","created":1763350084,"model":"Qwen/Qwen2.5-7B-Instruct","choices":[{"index":0,"delta":{"content":"","reasoning_content":null,"role":"assistant"},"finish_reason":null}],"system_fingerprint":"","usage":{"prompt_tokens":30,"completion_tokens":0,"total_tokens":30}}
 
@@ -203,9 +203,11 @@ def test_openai_include_usage(drop_choices_key: bool) -> None:
     if drop_choices_key:
         del chunks[-1]["choices"]  # a missing "choices" counts as []
     assembler = ChunkAssembler()
-    outputs = [assembler.add(c) for c in chunks]
-    assert outputs[-1] == []
-    assert assembler.result().usage is None or drop_choices_key is not None
+    for c in chunks[:-1]:
+        assembler.add(c)
+    assert assembler.result().usage is None  # "usage": null until the last chunk
+    assert assembler.result().finish_reason == "stop"
+    assert assembler.add(chunks[-1]) == []  # the usage-only chunk has no choice to show
     result = assembler.result()
     assert result.content == "Hello there"
     assert result.finish_reason == "stop"
@@ -500,6 +502,7 @@ MALFORMED = [
     ),
     ({"usage": [1]}, "chunk.usage"),
     ({"created": "now"}, "chunk.created"),
+    ({"created": True}, "chunk.created"),
     ({"id": 7}, "chunk.id"),
     ({"model": False}, "chunk.model"),
 ]
@@ -548,6 +551,13 @@ def test_provider_error_mid_stream(error: Any, expected: str) -> None:
         assembler.add({"error": error})
     assert str(caught.value) == f"the provider sent an error: {expected}"
     assert assembler.result().content == "你好"
+
+
+def test_long_provider_error_is_shortened() -> None:
+    with pytest.raises(ChunkError) as caught:
+        assemble([{"error": {"message": "overloaded " * 1000}}])
+    assert str(caught.value).startswith("the provider sent an error: overloaded overloaded")
+    assert len(str(caught.value)) < 400
 
 
 # --- hypothesis ---------------------------------------------------------------------------

@@ -8,12 +8,13 @@ close-delimited. Fault scenarios use the same methods to misbehave on purpose.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
 
-__all__ = ["ChunkBuilder", "Exchange", "dumps"]
+__all__ = ["ChunkBuilder", "Exchange", "Memory", "dumps"]
 
 
 def dumps(obj: Any) -> str:
@@ -69,6 +70,24 @@ class ChunkBuilder:
         return chunk
 
 
+class Memory:
+    """Counters shared by all requests to one server (thread-safe).
+
+    Lets a scenario behave differently the second time it sees the same request, e.g.
+    "429 the first time, success on the retry".
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def bump(self, key: str) -> int:
+        """Count one more request for ``key``; return how many there have been (1, 2, ...)."""
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+            return self._counts[key]
+
+
 class Exchange:
     """The request (``body``) and the response writer for one call to a model."""
 
@@ -79,8 +98,15 @@ class Exchange:
         send_head: Callable[[int, dict[str, str]], None],
         pace: float,
         stop: Callable[[], bool],
+        *,
+        memory: Memory | None = None,
+        request_id: str = "",
+        request_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.body = body
+        self.memory = memory if memory is not None else Memory()
+        self.request_id = request_id  # also sent as the X-Request-Id header
+        self.request_headers: Mapping[str, str] = request_headers or {}
         self.model: str = body.get("model", "")
         self.messages: list[dict[str, Any]] = body.get("messages", [])
         self.stream: bool = bool(body.get("stream", False))

@@ -16,7 +16,7 @@ from typing import Any
 from .exchange import ChunkBuilder, Exchange
 from .replies import prompt_tokens, reasoning_pieces, reply_pieces, tokenize
 
-__all__ = ["MODELS", "ModelSpec", "register", "stream_reply", "completion_body"]
+__all__ = ["MODELS", "ModelSpec", "completion_body", "register", "stream_reply"]
 
 Handler = Callable[[Exchange], None]
 
@@ -156,7 +156,8 @@ for _spec in (
     ),
     ModelSpec(
         "gpt-4o-mini",
-        "对话模型（本地模拟，OpenAI 格式）：没有 reasoning_content；usage 只在 include_usage 时给出。",
+        "对话模型（本地模拟，OpenAI 格式）："
+        "没有 reasoning_content；usage 只在 include_usage 时给出。",
         scripted(style="openai"),
     ),
 ):

@@ -11,10 +11,11 @@ import hmac
 import json
 import logging
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .exchange import Exchange
+from .exchange import Exchange, Memory
 from .models import MODELS
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_PACE", "LocalServer"]
@@ -48,7 +49,9 @@ def _validate(body: Any) -> str | None:
         return "Field 'stream' must be true or false."
     for name, low, high in (("max_tokens", 1, 1_000_000), ("n", 1, 8)):
         value = body.get(name)
-        if value is not None and (not isinstance(value, int) or not low <= value <= high):
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high
+        ):
             return f"Field '{name}' must be an integer from {low} to {high}."
     return None
 
@@ -56,7 +59,13 @@ def _validate(body: Any) -> str | None:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "lesson-helpers-local/1.0"
+    disable_nagle_algorithm = True  # small SSE writes leave at once, as from a real provider
     server: _Server
+    request_id = ""  # a fresh one per request, sent back as X-Request-Id
+
+    def parse_request(self) -> bool:
+        self.request_id = uuid.uuid4().hex
+        return super().parse_request()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 -- stdlib name
         log.debug("%s " + format, self.address_string(), *args)
@@ -66,10 +75,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
+        if self.request_id:
+            self.send_header("X-Request-Id", self.request_id)
         self.end_headers()
 
     def _exchange(self, body: dict[str, Any]) -> Exchange:
-        return Exchange(body, self.wfile, self._send_head, self.server.pace, self.server.stopping)
+        return Exchange(
+            body,
+            self.wfile,
+            self._send_head,
+            self.server.pace,
+            self.server.stopping,
+            memory=self.server.memory,
+            request_id=self.request_id,
+            request_headers=self.headers,
+        )
 
     def _error(self, status: int, message: str, code: str | None, **extra: Any) -> None:
         self._exchange({}).send_error(status, message, code, **extra)
@@ -101,7 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
     # -- routes ---------------------------------------------------------------------------
-    def do_GET(self) -> None:  # noqa: N802 -- stdlib name
+    def do_GET(self) -> None:
         path = self.path.split("?")[0].rstrip("/")
         if path in ("", "/v1", "/health"):
             self._exchange({}).send_json(200, {"status": "ok", "base_url": "/v1"})
@@ -123,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._error(404, f"Unknown path {path!r}: try GET /v1/models.", "not_found")
 
-    def do_POST(self) -> None:  # noqa: N802 -- stdlib name
+    def do_POST(self) -> None:
         path = self.path.split("?")[0].rstrip("/")
         raw = self._read_body()
         if raw is None:
@@ -159,7 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
         if exchange.close_connection:
             self.close_connection = True
 
-    def do_PUT(self) -> None:  # noqa: N802 -- stdlib name
+    def do_PUT(self) -> None:
         self._error(405, f"Method {self.command} is not allowed here.", "method_not_allowed")
 
     do_DELETE = do_PATCH = do_PUT  # noqa: N815
@@ -168,11 +188,13 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the stdlib's 5 resets connections when a class connects at once
 
     def __init__(self, port: int, api_key: str | None, pace: float) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.api_key = api_key
         self.pace = pace
+        self.memory = Memory()  # per-server state for scenarios such as fault-429-retry-after
         self._stopping = threading.Event()
         self.stopping = self._stopping.is_set
 
@@ -241,4 +263,3 @@ class LocalServer:
 
     def __repr__(self) -> str:
         return f"LocalServer(base_url={self.base_url!r})"
-

@@ -1,0 +1,146 @@
+"""Self-check for lesson 05 (the conversation history of app.py).
+
+* :func:`check_trim_history` -- ``trim_history(messages, max_turns) -> list[dict]``: the
+  system messages at the start, followed by the last ``max_turns`` turns of the conversation.
+  A turn starts at a ``user`` message and runs up to the next one, so it holds the question
+  and whatever came back -- an answer, or nothing if the answer was interrupted.
+
+The check prints one ``✓`` line, or a ``✗`` line with the case, the expected and the actual
+result, and a hint. It returns nothing and never raises because of the student's code.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["check_trim_history", "reference_trim_history", "trim_cases"]
+
+Message = dict[str, Any]
+
+
+def reference_trim_history(messages: list[Message], max_turns: int) -> list[Message]:
+    """The expected answer (the same function as the lesson's hidden solution)."""
+    head = 0
+    while head < len(messages) and messages[head].get("role") == "system":
+        head += 1
+    starts = [i for i in range(head, len(messages)) if messages[i].get("role") == "user"]
+    if len(starts) <= max_turns:
+        return list(messages)
+    return messages[:head] + messages[starts[-max_turns] :]
+
+
+def _user(text: str) -> Message:
+    return {"role": "user", "content": text}
+
+
+def _assistant(text: str) -> Message:
+    return {"role": "assistant", "content": text}
+
+
+SYSTEM = {"role": "system", "content": "你是一位耐心的助教，回答要简短。"}
+
+
+@dataclass(frozen=True)
+class TrimCase:
+    what: str
+    messages: list[Message]
+    max_turns: int
+    hint: str
+
+
+def trim_cases() -> list[TrimCase]:
+    """Small conversations, each testing one rule."""
+    four_turns = []
+    for n in range(1, 5):
+        four_turns += [_user(f"问题 {n}"), _assistant(f"回答 {n}")]
+    return [
+        TrimCase(
+            "两轮对话，max_turns=3（不用裁剪）",
+            four_turns[:4],
+            3,
+            "轮数不超过 max_turns 时，原样返回所有消息。",
+        ),
+        TrimCase(
+            "四轮对话，max_turns=2",
+            four_turns,
+            2,
+            "一轮 = 一条 user 消息加上它后面的回答；从后往前数 max_turns 条 user 消息，"
+            "从那里保留到最后。",
+        ),
+        TrimCase(
+            "开头有 system 消息，max_turns=1",
+            [SYSTEM, *four_turns[:6]],
+            1,
+            "开头的 system 消息是给模型的设定，裁剪时要留着，而且放在最前面。",
+        ),
+        TrimCase(
+            "最后一个问题还没有回答，max_turns=2",
+            [*four_turns[:4], _user("问题 3")],
+            2,
+            "最后一条 user 消息（正要发出的问题）也算一轮：保留它和它前面的一整轮。",
+        ),
+        TrimCase(
+            "有一轮的回答被 Ctrl-C 打断了（没有 assistant 消息），max_turns=2",
+            [*four_turns[:2], _user("问题 2"), *four_turns[4:6]],
+            2,
+            "不要假设 user 和 assistant 严格交替出现（不要按“每两条一轮”来数）：按 user 消息切分。",
+        ),
+        TrimCase(
+            "max_turns=1，只有 system 和一个问题",
+            [SYSTEM, _user("你好")],
+            1,
+            "只有一轮时什么都不用删。",
+        ),
+    ]
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _roles(messages: Any) -> str:
+    """A compact view of a conversation: the role and text of each message."""
+    if not isinstance(messages, list):
+        return _short(messages)
+    parts = []
+    for message in messages:
+        if isinstance(message, dict):
+            parts.append(f"{message.get('role')}:{message.get('content')}")
+        else:
+            parts.append(_short(message, 40))
+    return "[" + ", ".join(parts) + "]"
+
+
+def check_trim_history(trim_history: Callable[[list[Message], int], list[Message]]) -> None:
+    """Run ``trim_history`` on every case; print ✓, or ✗ with what went wrong and a hint."""
+    cases = trim_cases()
+    for case in cases:
+        given = copy.deepcopy(case.messages)
+        expected = reference_trim_history(case.messages, case.max_turns)
+        try:
+            got = trim_history(given, case.max_turns)
+        except Exception as exc:  # the student's code may raise anything
+            print(f"✗ {case.what}：你的函数抛出了 {type(exc).__name__}：{_short(str(exc), 120)}")
+            print(f"  提示：{case.hint}")
+            return
+        if given != case.messages:
+            print(f"✗ {case.what}：你的函数改动了传进来的 messages 列表。")
+            print(f"  原来：{_roles(case.messages)}")
+            print(f"  之后：{_roles(given)}")
+            print("  提示：返回一个新列表（例如用切片 messages[i:]），不要对原列表 pop、del。")
+            return
+        if got != expected:
+            print(f"✗ {case.what}")
+            print(f"  输入：{_roles(case.messages)}")
+            print(f"  期望：{_roles(expected)}")
+            print(f"  得到：{_roles(got)}")
+            print(f"  提示：{case.hint}")
+            return
+    print(
+        f"✓ trim_history：{len(cases)} 个用例都对（裁掉最早的几轮、保留 system、"
+        "未回答的问题和被打断的一轮都算一轮、不改动原列表）。"
+    )

@@ -1,0 +1,340 @@
+"""Settings from `.env` and the environment; the key never shows itself."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lesson_helpers.config import (
+    PROVIDERS,
+    ConfigError,
+    Secret,
+    Settings,
+    load_settings,
+    mask_key,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE_KEY = "fake-key-DO-NOT-USE-0123456789"
+ENV_NAMES = (
+    "LLM_API_KEY",
+    "OPENAI_API_KEY",
+    "LLM_BASE_URL",
+    "OPENAI_BASE_URL",
+    "LLM_MODEL",
+    "LLM_TIMEOUT",
+    "LLM_PROVIDER",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    """No LLM_* / OPENAI_* variables (conftest sets LLM_PROVIDER=local) and an empty cwd."""
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write_env(folder: Path, text: str) -> Path:
+    path = folder / ".env"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def assert_one_line(error: Exception) -> str:
+    text = str(error)
+    assert text.strip()
+    assert "\n" not in text and "\r" not in text
+    return text
+
+
+# -- reading .env and the environment --------------------------------------------------------
+def test_values_come_from_the_env_file(tmp_path):
+    env = write_env(
+        tmp_path,
+        f"LLM_PROVIDER=deepseek\nLLM_API_KEY={FAKE_KEY}\nLLM_MODEL=deepseek-reasoner\n"
+        "LLM_TIMEOUT=12.5\n",
+    )
+    settings = load_settings(env_file=env)
+    assert settings.provider == "deepseek"
+    assert settings.api_key.reveal() == FAKE_KEY
+    assert settings.has_key
+    assert settings.model == "deepseek-reasoner"
+    assert settings.timeout == 12.5
+    assert settings.base_url == "https://api.deepseek.com/v1"
+    assert settings.env_file == str(env)
+    assert not settings.is_local
+
+
+def test_env_file_is_found_from_the_current_folder(tmp_path):
+    write_env(tmp_path, "LLM_MODEL=from-dotenv\n")
+    settings = load_settings()
+    assert settings.model == "from-dotenv"
+    assert settings.env_file is not None
+    assert Path(settings.env_file).resolve() == (tmp_path / ".env").resolve()
+
+
+def test_missing_env_file_gives_the_defaults(tmp_path):
+    settings = load_settings(env_file=tmp_path / "does-not-exist.env")
+    assert settings.env_file is None
+    assert settings.provider == "siliconflow"
+    assert settings.base_url == "https://api.siliconflow.cn/v1"
+    assert settings.model == "Qwen/Qwen2.5-7B-Instruct"
+    assert settings.timeout == 60
+    assert not settings.has_key
+    assert settings.api_key.reveal() == ""
+
+
+def test_real_environment_variables_win_over_env_file(tmp_path, monkeypatch):
+    env = write_env(
+        tmp_path,
+        "LLM_API_KEY=fake-key-from-dotenv-0001\nLLM_MODEL=from-dotenv\nLLM_TIMEOUT=5\n"
+        "LLM_PROVIDER=openai\n",
+    )
+    monkeypatch.setenv("LLM_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("LLM_MODEL", "from-environment")
+    monkeypatch.setenv("LLM_TIMEOUT", "7")
+    monkeypatch.setenv("LLM_PROVIDER", "deepseek")
+    settings = load_settings(env_file=env)
+    assert settings.api_key.reveal() == FAKE_KEY
+    assert settings.model == "from-environment"
+    assert settings.timeout == 7
+    assert settings.provider == "deepseek"
+
+
+def test_openai_variables_are_fallbacks(tmp_path, monkeypatch):
+    env = write_env(tmp_path, "OPENAI_BASE_URL=http://127.0.0.1:8000/v1\n")
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    settings = load_settings(env_file=env)
+    assert settings.api_key.reveal() == FAKE_KEY
+    assert settings.base_url == "http://127.0.0.1:8000/v1"
+
+
+def test_llm_variables_beat_openai_variables(tmp_path, monkeypatch):
+    env = write_env(tmp_path, "")
+    monkeypatch.setenv("OPENAI_API_KEY", "fake-key-openai-variable")
+    monkeypatch.setenv("LLM_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")
+    monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:2/v1")
+    settings = load_settings(env_file=env)
+    assert settings.api_key.reveal() == FAKE_KEY
+    assert settings.base_url == "http://127.0.0.1:2/v1"
+
+
+@pytest.mark.parametrize(
+    ("provider", "base_url", "model"),
+    [
+        ("siliconflow", "https://api.siliconflow.cn/v1", "Qwen/Qwen2.5-7B-Instruct"),
+        ("deepseek", "https://api.deepseek.com/v1", "deepseek-chat"),
+        ("openai", "https://api.openai.com/v1", "gpt-4o-mini"),
+        ("local", "", "Qwen/Qwen2.5-7B-Instruct"),
+    ],
+)
+def test_provider_presets(tmp_path, monkeypatch, provider, base_url, model):
+    monkeypatch.setenv("LLM_PROVIDER", provider)
+    settings = load_settings(env_file=tmp_path / "none.env")
+    assert settings.provider == provider
+    assert settings.base_url == base_url
+    assert settings.model == model
+    assert settings.is_local == (provider == "local")
+    assert PROVIDERS[provider].base_url == base_url
+
+
+def test_siliconflow_is_the_default_provider(tmp_path):
+    settings = load_settings(env_file=write_env(tmp_path, f"LLM_API_KEY={FAKE_KEY}\n"))
+    assert settings.provider == "siliconflow"
+    assert settings.base_url == "https://api.siliconflow.cn/v1"
+    assert settings.model == "Qwen/Qwen2.5-7B-Instruct"
+
+
+def test_provider_name_is_case_insensitive(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_PROVIDER", "  DeepSeek ")
+    assert load_settings(env_file=tmp_path / "none.env").provider == "deepseek"
+
+
+def test_unknown_provider_is_a_one_line_config_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_PROVIDER", "moonshot")
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=tmp_path / "none.env")
+    text = assert_one_line(info.value)
+    assert "moonshot" in text
+    for name in PROVIDERS:
+        assert name in text
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "nan", ""])
+def test_timeout_parsing_errors_and_default(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("LLM_TIMEOUT", value)
+    if value == "":
+        assert load_settings(env_file=tmp_path / "none.env").timeout == 60
+        return
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=tmp_path / "none.env")
+    text = assert_one_line(info.value)
+    assert "LLM_TIMEOUT" in text
+    assert repr(value) in text
+
+
+@pytest.mark.parametrize(("value", "expected"), [("30", 30.0), ("0.5", 0.5), (" 2.5 ", 2.5)])
+def test_timeout_parsing(tmp_path, monkeypatch, value, expected):
+    monkeypatch.setenv("LLM_TIMEOUT", value)
+    assert load_settings(env_file=tmp_path / "none.env").timeout == expected
+
+
+@pytest.mark.parametrize("url", ["api.siliconflow.cn/v1", "ftp://example.invalid/v1", "localhost"])
+def test_base_url_without_scheme_is_rejected(tmp_path, monkeypatch, url):
+    monkeypatch.setenv("LLM_BASE_URL", url)
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=tmp_path / "none.env")
+    text = assert_one_line(info.value)
+    assert "LLM_BASE_URL" in text
+    assert "https://" in text  # it shows what a base URL looks like
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1:8000/v1/", "http://127.0.0.1:8000/v1"),
+        ("https://api.siliconflow.cn/v1//", "https://api.siliconflow.cn/v1"),
+        ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
+    ],
+)
+def test_trailing_slash_is_stripped(tmp_path, monkeypatch, url, expected):
+    monkeypatch.setenv("LLM_BASE_URL", url)
+    assert load_settings(env_file=tmp_path / "none.env").base_url == expected
+
+
+def test_env_example_placeholder_counts_as_no_key(tmp_path):
+    example = ROOT / ".env.example"
+    assert example.is_file()
+    shutil.copy(example, tmp_path / ".env")
+    settings = load_settings(env_file=tmp_path / ".env")
+    assert not settings.has_key
+    assert settings.api_key.reveal() == ""
+    assert settings.provider == "siliconflow"
+    assert settings.timeout == 60
+
+
+@pytest.mark.parametrize("placeholder", ["your-api-key-here", "YOUR-API-KEY-HERE", "changeme"])
+def test_placeholders_count_as_no_key(tmp_path, placeholder):
+    settings = load_settings(env_file=write_env(tmp_path, f"LLM_API_KEY={placeholder}\n"))
+    assert not settings.has_key
+
+
+def test_quoted_key_in_env_file_is_unquoted(tmp_path):
+    settings = load_settings(env_file=write_env(tmp_path, f'LLM_API_KEY="{FAKE_KEY}"\n'))
+    assert settings.api_key.reveal() == FAKE_KEY
+
+
+@pytest.mark.parametrize("bad", [f"{FAKE_KEY} extra", f"“{FAKE_KEY}”"])
+def test_key_with_spaces_or_non_ascii_is_rejected_without_echo(tmp_path, monkeypatch, bad):
+    monkeypatch.setenv("LLM_API_KEY", bad)
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=tmp_path / "none.env")
+    text = assert_one_line(info.value)
+    assert "LLM_API_KEY" in text
+    assert FAKE_KEY not in text
+    assert FAKE_KEY not in repr(info.value)
+
+
+# -- mask_key and Secret ---------------------------------------------------------------------
+def test_mask_key_shows_prefix_and_last_four():
+    key = "sk-" + "0" * 24 + "abcd"  # built at run time: no key-shaped literal in the repo
+    assert mask_key(key) == "sk-…abcd"
+    assert mask_key(FAKE_KEY) == "fake-…6789"
+    assert mask_key("x" * 16 + "wxyz") == "…wxyz"
+
+
+@pytest.mark.parametrize("key", ["short", "sk-1234", "a" * 11])
+def test_mask_key_hides_short_keys_completely(key):
+    assert mask_key(key) == "***"
+
+
+def test_mask_key_of_nothing():
+    assert mask_key("") == "<none>"
+
+
+def test_mask_key_at_the_length_boundary():
+    assert mask_key("a" * 12) == "…aaaa"
+
+
+def _all_renderings(secret: Secret) -> list[str]:
+    return [
+        repr(secret),
+        str(secret),
+        f"{secret}",
+        f"{secret!r}",
+        f"{secret!s}",
+        format(secret),
+        "{}".format(secret),  # noqa: UP032 -- str.format is what is being tested
+        "%s" % secret,  # noqa: UP031 -- %-formatting is what is being tested
+        "%r" % (secret,),  # noqa: UP031
+        repr([secret]),
+        repr({"key": secret}),
+    ]
+
+
+def test_secret_never_shows_its_value():
+    secret = Secret(FAKE_KEY)
+    for text in _all_renderings(secret):
+        assert FAKE_KEY not in text
+        assert "0123456789" not in text
+    assert str(secret) == "fake-…6789"
+    assert repr(secret) == "Secret('fake-…6789')"
+    assert secret.reveal() == FAKE_KEY
+
+
+def test_secret_with_a_format_spec_does_not_leak():
+    secret = Secret(FAKE_KEY)
+    try:
+        text = f"{secret:>60}"
+    except TypeError:
+        return  # refusing the format spec is fine too
+    assert FAKE_KEY not in text
+
+
+def test_secret_in_logging_is_masked(caplog):
+    secret = Secret(FAKE_KEY)
+    settings = Settings(api_key=secret, base_url="http://127.0.0.1:1/v1", model="m")
+    logger = logging.getLogger("lesson_helpers.tests.secret")
+    with caplog.at_level(logging.DEBUG, logger=logger.name):
+        logger.info("key is %s", secret)
+        logger.info("key repr %r", secret)
+        logger.info("settings %s / %r", settings, settings)
+        logger.info(secret)
+    assert len(caplog.records) == 4
+    assert FAKE_KEY not in caplog.text
+    assert "fake-…6789" in caplog.text
+
+
+def test_secret_refuses_to_be_pickled():
+    with pytest.raises(TypeError):
+        pickle.dumps(Secret(FAKE_KEY))
+    settings = Settings(api_key=Secret(FAKE_KEY), base_url="http://127.0.0.1:1/v1", model="m")
+    with pytest.raises(TypeError):
+        pickle.dumps(settings)
+
+
+def test_secret_truthiness_and_equality():
+    assert Secret(FAKE_KEY)
+    assert not Secret("")
+    assert Secret(FAKE_KEY) == Secret(FAKE_KEY)
+    assert Secret(FAKE_KEY) != Secret("fake-key-other-value-0000")
+    assert Secret(FAKE_KEY) != FAKE_KEY  # never equal to the bare string
+    assert hash(Secret(FAKE_KEY)) == hash(Secret(FAKE_KEY))
+
+
+def test_settings_repr_and_str_hide_the_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_API_KEY", FAKE_KEY)
+    settings = load_settings(env_file=tmp_path / "none.env")
+    for text in (repr(settings), str(settings), f"{settings}", f"{settings!r}"):
+        assert FAKE_KEY not in text
+    assert "fake-…6789" in str(settings)
+    assert "siliconflow" in str(settings)
+    assert settings.auth_headers() == {"Authorization": f"Bearer {FAKE_KEY}"}
