@@ -14,7 +14,9 @@ Variants:
   LiveView widget  real ipywidgets, no front end attached (every change is serialized and
                    handed to a dummy comm, as a kernel would before sending it)
   LiveView text    printing the new text at each render (into memory)
-  naive widget     an HTML widget updated on every delta: what the view's throttling avoids
+  naive widget     an HTML widget updated on every delta: what the view's throttling avoids.
+                   It looks cheap here only because no front end receives its N messages; in a
+                   browser each one is a websocket message and a re-render (see lesson 04).
 """
 
 from __future__ import annotations

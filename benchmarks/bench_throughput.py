@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_throughput.py            # about 40 s on 2 cores
+    python benchmarks/bench_throughput.py            # about 30 s on 2 cores
     python benchmarks/bench_throughput.py --quick
 
 The script registers a benchmark-only model, ``bench/long-reply``, with the local server
@@ -13,7 +13,8 @@ then ``finish_reason: "stop"`` and ``data: [DONE]``.
 1. One long stream (pace 0): how many chunks per second reach the caller of
    ``ChatClient.stream`` (SSE parsing, ``json.loads`` and the assembler included), with the
    server as a thread of the same process (as in a lesson) and as a separate process. A
-   reference row reads the same stream with read1() + SSEParser only (no JSON, no assembler).
+   reference row reads the same stream with read1() + SSEParser only (no JSON, no
+   assembler), to show what the parser costs within the whole.
 2. 50 concurrent streams (one thread and one ChatClient each) against a server in its own
    process: total chunks per second at pace 0, and whether the server keeps its default
    pace (0.02 s per token) for 50 streams at once. Every stream's text is checked
@@ -32,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -170,6 +171,7 @@ class Measured:
     chunks: int
     client_cpu: float
     server_cpu: float | None  # None: the server runs in this process (counted as client)
+    stream_seconds: list[float] = field(default_factory=list)  # each stream's own duration
 
 
 def measure(
@@ -221,14 +223,10 @@ HEADERS = [
 
 def one_stream(tokens: int, repetitions: int) -> None:
     rows = []
-    with LocalServer(pace=0) as local:
+    with LocalServer(pace=0) as local:  # a thread of this process, as in a lesson
         client = client_for(local.base_url, local.api_key or "")
-        for label, run in (
-            ("SSEParser only", parser_only),
-            ("ChatClient.stream", stream_chunks),
-        ):
-            results = measure(lambda run=run: run(client, tokens), None, repetitions)
-            rows.append(row(label, "thread", results))
+        results = measure(lambda: stream_chunks(client, tokens), None, repetitions)
+        rows.append(row("ChatClient.stream", "thread", results))
     remote = ServerProcess()
     try:
         client = client_for(remote.base_url, "local-practice-key")
@@ -242,6 +240,7 @@ def one_stream(tokens: int, repetitions: int) -> None:
         remote.close()
     print(f"\n1. One stream of {tokens:,} tokens, pace 0, {repetitions} runs per row")
     print(table(HEADERS, rows, left=2))
+    print("With the server as a thread, the client column includes the server's CPU time.")
 
 
 # -- part 2: 50 concurrent streams ------------------------------------------------------------
@@ -251,13 +250,16 @@ def concurrent(server: ServerProcess, streams: int, tokens: int) -> Measured:
     """``streams`` threads, each with its own ChatClient, start together; all must finish."""
     clients = [client_for(server.base_url, "local-practice-key") for _ in range(streams)]
     counts = [0] * streams
+    durations = [0.0] * streams
     errors: list[BaseException] = []
     start_together = threading.Barrier(streams + 1)
 
     def one(index: int) -> None:
         try:
             start_together.wait(TIMEOUT)
+            started = time.perf_counter()
             counts[index] = stream_chunks(clients[index], tokens)
+            durations[index] = time.perf_counter() - started
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -277,7 +279,7 @@ def concurrent(server: ServerProcess, streams: int, tokens: int) -> Measured:
         raise SystemExit(f"{len(errors)} of {streams} streams failed: {errors[0]}")
     if any(thread.is_alive() for thread in threads):
         raise SystemExit("a stream did not finish in time")
-    return Measured(seconds, sum(counts), cpu, server_cpu)
+    return Measured(seconds, sum(counts), cpu, server_cpu, durations)
 
 
 def many_streams(streams: int, tokens: int, paced_tokens: int, repetitions: int) -> None:
@@ -304,11 +306,17 @@ def many_streams(streams: int, tokens: int, paced_tokens: int, repetitions: int)
         f"at {server_cpu / best.chunks * 1e6:.0f} µs per chunk one core would serve about "
         f"{best.chunks / max(server_cpu, 1e-9):,.0f} chunks/s."
     )
+    print(
+        f"Pace 0: each stream took {min(best.stream_seconds):.2f} to "
+        f"{max(best.stream_seconds):.2f} s (median {median(best.stream_seconds):.2f} s)."
+    )
     ideal = paced_tokens * 0.02
     print(
-        f"At the default pace each stream needs at least {ideal:.1f} s "
-        f"({paced_tokens} tokens × 0.02 s); all {streams} finished in {paced.seconds:.2f} s "
-        f"({paced.seconds / ideal - 1:+.0%})."
+        f"Pace 0.02: each stream needs at least {ideal:.1f} s ({paced_tokens} tokens × 0.02 s); "
+        f"they took {min(paced.stream_seconds):.2f} to {max(paced.stream_seconds):.2f} s "
+        f"(median {median(paced.stream_seconds):.2f} s, "
+        f"{median(paced.stream_seconds) / ideal - 1:+.0%}), "
+        f"all {streams} together {paced.seconds:.2f} s."
     )
 
 

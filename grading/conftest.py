@@ -37,6 +37,6 @@ def server():
 
 @pytest.fixture(scope="session")
 def slow_server():
-    """A local server that sends one token every 40 ms, so streaming can be seen."""
-    with LocalServer(pace=0.04) as srv:
+    """A local server that sends one token every 25 ms, so streaming can be seen."""
+    with LocalServer(pace=0.025) as srv:
         yield srv

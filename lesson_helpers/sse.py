@@ -155,6 +155,7 @@ class SSEParser:
         # any other field name is ignored
 
     def _dispatch(self) -> ServerSentEvent:
+        """The event for a blank line; called only when the data buffer is not empty."""
         event = _new_event(
             self._event or "message", "\n".join(self._data), self._last_id, self._retry
         )

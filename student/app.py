@@ -7,6 +7,8 @@
     python app.py "什么是流式输出？"   # one question, one streamed answer, then exit
     python app.py                      # a conversation; type /clear to forget it, /quit to leave
 
+Ctrl-C stops an answer (what arrived stays on the screen); errors are one or two lines on stderr.
+
 Settings come from a `.env` file (found next to this file or in a folder above it) or from
 environment variables, which win over `.env`:
 

@@ -49,9 +49,11 @@ SEED_TEXT = "你好！有什么问题或者需要帮助的吗？"
 LONG_QUESTION = "什么是流式输出？"
 
 try:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None
+    PlaywrightTimeout = TimeoutError
 
 pytestmark = [
     pytest.mark.skipif(
@@ -231,9 +233,18 @@ def page(tmp_path_factory):
                 tab.set_default_timeout(20_000)
                 tab.goto(f"{base}/lab/tree/live.ipynb?token={token}", timeout=30_000)
                 tab.locator(".jp-Notebook .jp-Cell").nth(len(CELLS) - 1).wait_for(timeout=30_000)
+                kernel = tab.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+                kernel.first.wait_for(timeout=45_000)  # the kernel is up and idle
                 run_cell(tab, 0)
                 output = cell(tab, 0).locator(".jp-OutputArea-output")
-                output.filter(has_text="setup-ok True").wait_for(timeout=30_000)
+                try:
+                    output.filter(has_text="setup-ok True").wait_for(timeout=45_000)
+                except PlaywrightTimeout:
+                    pytest.fail(
+                        f"the setup cell did not run: prompt {prompt(tab, 0)!r}, "
+                        f"output {output.all_inner_texts()!r}\n"
+                        + (home / "server.log").read_text()[-3000:]
+                    )
                 yield tab
                 shot = os.environ.get("LIVE_VIEW_SCREENSHOT")
                 if shot:
