@@ -22,6 +22,8 @@ from typing import Any
 
 from ..chunks import assemble
 from ..sse import SSEParser
+from .report import crash as _crash
+from .report import fail as _fail
 
 __all__ = [
     "check_assemble_content",
@@ -30,30 +32,6 @@ __all__ = [
     "seed_chunks",
     "tool_call_cases",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# Reporting
-# --------------------------------------------------------------------------------------------
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _fail(what: str, expected: Any, got: Any, hint: str) -> bool:
-    print(f"✗ {what}")
-    print(f"  期望：{_short(expected)}")
-    print(f"  得到：{_short(got)}")
-    print(f"  提示：{hint}")
-    return False
-
-
-def _crash(what: str, exc: BaseException, hint: str) -> bool:
-    print(f"✗ {what}：你的函数抛出了 {type(exc).__name__}：{_short(str(exc), 120)}")
-    print(f"  提示：{hint}")
-    return False
 
 
 # --------------------------------------------------------------------------------------------

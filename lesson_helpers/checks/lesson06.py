@@ -29,27 +29,10 @@ from ..errors import (
     ServerError,
     StreamError,
 )
+from .report import crash as _crash
+from .report import fail as _fail
 
 __all__ = ["check_backoff", "check_bug_report", "check_should_retry"]
-
-
-def _short(value: Any, limit: int = 160) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _fail(what: str, expected: Any, got: Any, hint: str) -> bool:
-    print(f"✗ {what}")
-    print(f"  期望：{_short(expected)}")
-    print(f"  得到：{_short(got)}")
-    print(f"  提示：{hint}")
-    return False
-
-
-def _crash(what: str, exc: BaseException, hint: str) -> bool:
-    print(f"✗ {what} 抛出了 {type(exc).__name__}：{_short(str(exc), 120)}")
-    print(f"  提示：{hint}")
-    return False
 
 
 def _describe(error: LLMError) -> str:
