@@ -16,7 +16,8 @@ USAGE_EXAMPLES = """例子:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .local_server import LocalServer
+    from .config import mask_key
+    from .local_server import DEFAULT_API_KEY, LocalServer
 
     api_key = None if args.no_auth else args.api_key
     try:
@@ -28,7 +29,12 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 1
     print(server.base_url, flush=True)
-    key_text = "不检查密钥" if api_key is None else f"密钥 {api_key}"
+    if api_key is None:
+        key_text = "不检查密钥"
+    elif api_key == DEFAULT_API_KEY:  # not a secret: it only opens this local server
+        key_text = f"密钥 {api_key}"
+    else:
+        key_text = f"密钥 {mask_key(api_key)}"
     print(
         f"本地练习服务器已启动（{key_text}，每个 token 间隔 {args.pace:g} 秒）。Ctrl-C 停止。",
         flush=True,
@@ -43,8 +49,14 @@ def _serve(args: argparse.Namespace) -> int:
 def _chat(args: argparse.Namespace) -> int:
     from .session import chat_client
 
+    question = " ".join(args.question).strip()
+    if not question:
+        print(
+            "请在 chat 后面写上问题，例如：python -m lesson_helpers chat 什么是流式输出？",
+            file=sys.stderr,
+        )
+        return 2
     client = chat_client(quiet=False)
-    question = " ".join(args.question) or "你好"
     stream = client.stream([{"role": "user", "content": question}], model=args.model)
     printed = False
     try:
@@ -63,7 +75,9 @@ def _chat(args: argparse.Namespace) -> int:
     print()
     usage = stream.result.usage
     if usage:
-        print(f"[usage] {usage}", file=sys.stderr)
+        prompt, answer = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        total = usage.get("total_tokens")
+        print(f"[用量] 提问 {prompt} + 回答 {answer} = {total} tokens", file=sys.stderr)
     return 0
 
 

@@ -2,8 +2,9 @@
 
 Variables (real environment variables always win over `.env`):
 
-* ``LLM_API_KEY``   -- falls back to ``OPENAI_API_KEY``
-* ``LLM_BASE_URL``  -- falls back to ``OPENAI_BASE_URL``, then to the provider's preset
+* ``LLM_API_KEY``   -- else ``OPENAI_API_KEY``, which then means OpenAI (or ``OPENAI_BASE_URL``)
+                       unless ``LLM_PROVIDER`` names another provider
+* ``LLM_BASE_URL``  -- else the provider's preset
 * ``LLM_MODEL``     -- else the provider's default model
 * ``LLM_TIMEOUT``   -- read timeout in seconds (default 60)
 * ``LLM_PROVIDER``  -- ``siliconflow`` (default), ``deepseek``, ``openai`` or ``local``
@@ -158,12 +159,20 @@ def _pick(values: dict[str, str], *names: str) -> str:
 def load_settings(env_file: str | os.PathLike[str] | None = None) -> Settings:
     """Read `.env` (searched from the current folder upwards) and the environment."""
     values, path = _read_env(env_file)
-    provider_name = _pick(values, "LLM_PROVIDER").lower() or "siliconflow"
+    provider_name = _pick(values, "LLM_PROVIDER").lower()
+    key = _pick(values, "LLM_API_KEY")
+    base_url = _pick(values, "LLM_BASE_URL")
+    openai_key = _pick(values, "OPENAI_API_KEY")
+    if not key and openai_key and provider_name in ("", "openai"):
+        # The OpenAI SDK's own variables belong to OpenAI (or to OPENAI_BASE_URL): never send
+        # that key to another provider just because it is the default here.
+        key, provider_name = openai_key, "openai"
+        base_url = base_url or _pick(values, "OPENAI_BASE_URL")
+    provider_name = provider_name or "siliconflow"
     if provider_name not in PROVIDERS:
         choices = ", ".join(PROVIDERS)
         raise ConfigError(f"LLM_PROVIDER={provider_name!r} 无法识别：请改成 {choices} 之一。")
     provider = PROVIDERS[provider_name]
-    key = _pick(values, "LLM_API_KEY", "OPENAI_API_KEY")
     if key.lower() in PLACEHOLDER_KEYS:
         key = ""
     if any(ch.isspace() for ch in key) or not key.isascii():
@@ -171,7 +180,7 @@ def load_settings(env_file: str | os.PathLike[str] | None = None) -> Settings:
             "LLM_API_KEY 含有空格或非 ASCII 字符："
             "请在 .env 里只粘贴密钥本身（不加中文引号、空格或注释）。"
         )
-    base_url = _pick(values, "LLM_BASE_URL", "OPENAI_BASE_URL") or provider.base_url
+    base_url = base_url or provider.base_url
     base_url = base_url.rstrip("/")
     if base_url and not base_url.startswith(("http://", "https://")):
         raise ConfigError(

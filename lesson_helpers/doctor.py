@@ -46,11 +46,11 @@ def _checks() -> list[tuple[str, str]]:
             lines.append(
                 (
                     FAIL,
-                    ".env 已被 Git 跟踪，密钥会被提交！运行 git rm --cached .env 并提交，"
-                    "再到服务商后台作废旧密钥",
+                    ".env 已被 Git 跟踪，密钥会被提交！先到服务商后台作废这个密钥，"
+                    "再运行 git rm --cached .env 并提交",
                 )
             )
-        ignored = _git("check-ignore", "-q", ".env")
+        ignored = _git("check-ignore", "-q", "--no-index", ".env")
         if ignored is not None and ignored.returncode == 1:
             lines.append((FAIL, ".gitignore 没有忽略 .env：在 .gitignore 里加一行 .env"))
     else:
@@ -66,7 +66,7 @@ def _checks() -> list[tuple[str, str]]:
     if settings.has_key and not settings.is_local:
         where = f"{settings.provider}，{settings.base_url}"
         lines.append((OK, f"API Key：{settings.api_key}（{where}）"))
-        lines.append(_reachable(settings))
+        lines.extend(_reachable(settings))
     else:
         if settings.is_local:  # its base_url is only known once the server has started
             lines.append((OK, "LLM_PROVIDER=local：课程使用本地练习服务器"))
@@ -74,19 +74,25 @@ def _checks() -> list[tuple[str, str]]:
             lines.append((WARN, "没有 API Key：课程会自动使用本地练习服务器"))
         from .session import connect  # only here: doctor needs the server just for this check
 
-        lines.append(_reachable(connect(quiet=True)))
+        lines.extend(_reachable(connect(quiet=True)))
     return lines
 
 
-def _reachable(settings: object) -> tuple[str, str]:
+def _reachable(settings: object) -> list[tuple[str, str]]:
     from .client import ChatClient
 
     client = ChatClient(settings, max_retries=0)  # type: ignore[arg-type]
     try:
         models = client.models()
     except LLMError as exc:
-        return FAIL, f"服务不可用：{exc}"
-    return OK, f"服务可用：{settings.base_url}（{len(models)} 个模型）"  # type: ignore[attr-defined]
+        return [(FAIL, f"服务不可用：{exc}")]
+    lines = [(OK, f"服务可用：{settings.base_url}（{len(models)} 个模型）")]  # type: ignore[attr-defined]
+    model = settings.model  # type: ignore[attr-defined]
+    if models and model not in models:
+        lines.append((FAIL, f"LLM_MODEL={model!r} 不在服务商的模型列表里：请改成列表中的模型名"))
+    else:
+        lines.append((OK, f"模型：{model}"))
+    return lines
 
 
 def run_doctor() -> int:

@@ -168,6 +168,7 @@ def provider_message(body: str) -> str:
 _BY_STATUS: dict[int, type[LLMError]] = {
     400: BadRequestError,
     401: AuthError,
+    402: AuthError,
     403: AuthError,
     404: NotFoundError,
     408: RequestTimeout,
@@ -205,7 +206,10 @@ def error_from_response(
     retry_after = _retry_after(headers)
     if status == 403:
         what = "没有权限：密钥是对的，但账户不能使用这个模型或接口"
-        hint = "密钥有效但无权使用：请检查账户是否实名、余额是否充足、模型是否开通。"
+        hint = "请检查账户是否实名认证、余额是否充足、这个模型是否已开通。"
+    if status == 402:
+        what = "账户余额不足（需要付费）"
+        hint = "请到服务商后台充值，或换用免费模型。"
     if cls is RateLimitError and retry_after is not None:
         hint = f"服务器要求等待 {retry_after:g} 秒后再试。"
     if "context" in message.lower() or "too long" in message.lower():

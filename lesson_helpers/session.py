@@ -42,7 +42,7 @@ def connect(*, quiet: bool = False, local: bool | None = None) -> Settings:
     use_local = settings.is_local or not settings.has_key if local is None else local
     if not use_local:
         if not quiet:
-            print(f"使用 {settings.provider}：{settings.base_url}，模型 {settings.model}。")
+            print(f"请求将发往 {settings.base_url}，模型 {settings.model}。")
         return settings
     server = local_server()
     model = settings.model if settings.model in MODELS else "Qwen/Qwen2.5-7B-Instruct"

@@ -90,9 +90,17 @@ class Reply:
 def load_config() -> Config:
     """Read the settings from `.env` and the environment, and check them."""
     load_dotenv()  # copies .env into os.environ, without overwriting variables already set
-    # LLM_PROVIDER picks a preset; an unknown name (or none) means SiliconFlow.
-    provider = os.getenv("LLM_PROVIDER", "").strip().lower()
-    preset_url, preset_model = PRESETS.get(provider, PRESETS["siliconflow"])
+    # LLM_PROVIDER picks a preset (none means SiliconFlow). An unknown name is an error: guessing
+    # would send the key to a provider it was not made for.
+    provider = os.getenv("LLM_PROVIDER", "").strip().lower() or "siliconflow"
+    if provider == "local":  # the course's practice server: app.py needs its address
+        if not os.getenv("LLM_BASE_URL", "").strip():
+            raise ChatError(f"app.py 不能自己启动本地练习服务器。\n{LOCAL_SERVER_HINT}")
+        provider = "siliconflow"  # the local server speaks SiliconFlow's format and models
+    if provider not in PRESETS:
+        names = ", ".join(PRESETS)
+        raise ChatError(f"LLM_PROVIDER={provider!r} 无法识别：请改成 {names} 之一，或删掉这一行。")
+    preset_url, preset_model = PRESETS[provider]
     api_key = os.getenv("LLM_API_KEY", "").strip()
     base_url = (os.getenv("LLM_BASE_URL", "").strip() or preset_url).rstrip("/")
     model = os.getenv("LLM_MODEL", "").strip() or preset_model
@@ -111,7 +119,7 @@ def load_config() -> Config:
         timeout = float(timeout_text)
     except ValueError:
         timeout = 0
-    if timeout <= 0:
+    if not 0 < timeout < float("inf"):  # also rejects "nan" and "inf"
         raise ChatError(f"LLM_TIMEOUT={timeout_text!r} 不是正数：请写秒数，例如 LLM_TIMEOUT=60。")
     return Config(api_key, base_url, model, timeout)
 

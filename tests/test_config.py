@@ -115,6 +115,22 @@ def test_openai_variables_are_fallbacks(tmp_path, monkeypatch):
     assert settings.base_url == "http://127.0.0.1:8000/v1"
 
 
+def test_openai_key_alone_means_openai_not_the_default_provider(tmp_path, monkeypatch):
+    env = write_env(tmp_path, "")
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    settings = load_settings(env_file=env)
+    assert settings.provider == "openai"
+    assert settings.base_url == "https://api.openai.com/v1"
+
+
+def test_openai_key_is_never_sent_to_another_named_provider(tmp_path, monkeypatch):
+    env = write_env(tmp_path, "LLM_PROVIDER=siliconflow\n")
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    settings = load_settings(env_file=env)
+    assert not settings.has_key
+    assert settings.provider == "siliconflow"
+
+
 def test_llm_variables_beat_openai_variables(tmp_path, monkeypatch):
     env = write_env(tmp_path, "")
     monkeypatch.setenv("OPENAI_API_KEY", "fake-key-openai-variable")
