@@ -162,7 +162,10 @@ class ChatStream:
                 piece = raw.read1(65536, decode_content=True)
             except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
                 failure = self._fail(
-                    RequestTimeout, f"流式回答中途停了 {self._timeout:g} 秒没有新数据"
+                    RequestTimeout,
+                    f"流式回答中途停了 {self._timeout:g} 秒没有新数据"
+                    if self.events
+                    else f"服务器 {self._timeout:g} 秒内没有发来回答的第一个字",
                 )
             except _READ_ERRORS as exc:
                 failure = self._fail(StreamError, f"连接在回答结束前断开（{type(exc).__name__}）")

@@ -103,7 +103,7 @@ class AuthError(LLMError):
 
 class NotFoundError(LLMError):
     what = "找不到：模型名或网址不对"
-    hint = "请检查 LLM_MODEL 是否是该服务商提供的模型名，LLM_BASE_URL 是否以 /v1 结尾。"
+    hint = "请检查 LLM_MODEL 是否是该服务商提供的模型名，LLM_BASE_URL 是否写对（通常以 /v1 结尾）。"
 
 
 class BadRequestError(LLMError):

@@ -4,7 +4,8 @@
     python scripts/regen_notebooks.py notebooks/02_sse_parsing.ipynb
 
 Runs each notebook on a fresh kernel with no API key (so the local practice server answers),
-from the notebook's own folder, exactly as nbval will.
+from the notebook's own folder, exactly as nbval will. Run it with the virtual environment's
+Python (``.venv/bin/python scripts/regen_notebooks.py``) so the outputs show what students see.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ def regenerate(path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    for name in ("LLM_API_KEY", "OPENAI_API_KEY", "LLM_BASE_URL", "OPENAI_BASE_URL", "LLM_MODEL"):
+    # Exactly what a student with no key sees (empty variables win over a developer's .env).
+    for name in ("LLM_PROVIDER", "LLM_BASE_URL", "OPENAI_BASE_URL", "LLM_MODEL"):
         os.environ.pop(name, None)
-    os.environ["LLM_PROVIDER"] = "local"
+    os.environ["LLM_API_KEY"] = ""
+    os.environ["OPENAI_API_KEY"] = ""
     paths = [Path(a).resolve() for a in argv] or sorted((ROOT / "notebooks").glob("*.ipynb"))
     for path in paths:
         regenerate(path)

@@ -12,10 +12,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# Tests and the notebooks they run must never reach a real provider with a real key.
-for _name in ("LLM_API_KEY", "OPENAI_API_KEY", "LLM_BASE_URL", "OPENAI_BASE_URL", "LLM_MODEL"):
+# Tests and the notebooks they run must never reach a real provider with a real key. Empty
+# variables win over a developer's `.env` (real environment variables always do), so every
+# lesson sees exactly what a student with no key sees: the local practice server.
+for _name in ("LLM_PROVIDER", "LLM_BASE_URL", "OPENAI_BASE_URL", "LLM_MODEL"):
     os.environ.pop(_name, None)
-os.environ["LLM_PROVIDER"] = "local"
+os.environ["LLM_API_KEY"] = ""
+os.environ["OPENAI_API_KEY"] = ""
 
 from lesson_helpers.local_server import LocalServer  # noqa: E402
 

@@ -246,7 +246,7 @@ def test_chat_streams_the_answer_from_the_local_server(cli):
     assert SEED_TEXT in lines
     assert lines[-1] == SEED_TEXT
     assert "本地练习服务器" in lines[0]
-    assert "total_tokens" in result.stderr
+    assert "[用量] 提问 30 + 回答 10 = 40 tokens" in result.stderr
 
 
 def test_chat_with_an_unreachable_base_url_is_one_line_on_stderr(cli):
