@@ -78,6 +78,9 @@ def app_env(base_url: str, api_key: str | None, model: str, **extra: str) -> dic
         NO_COLOR="1",
         PYTHONIOENCODING="utf-8",
         PYTHONDONTWRITEBYTECODE="1",
+        # The local server is on this machine: a system proxy (HTTP_PROXY) must not carry it.
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
     )
     if api_key is not None:
         env["LLM_API_KEY"] = api_key

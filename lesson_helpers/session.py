@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import replace
 
@@ -23,11 +24,22 @@ LOCAL_NOTICE = (
 )
 
 
+def _bypass_proxies_for_loopback() -> None:
+    """Keep requests for this machine away from a system proxy (HTTP_PROXY is common with VPN
+    tools): requests, httpx and the openai SDK all honour NO_PROXY."""
+    for name in ("NO_PROXY", "no_proxy"):
+        hosts = [h.strip() for h in os.environ.get(name, "").split(",") if h.strip()]
+        missing = [h for h in ("127.0.0.1", "localhost") if h not in hosts]
+        if missing:
+            os.environ[name] = ",".join(hosts + missing)
+
+
 def local_server() -> LocalServer:
     """The one local server of this Python process, started on first use."""
     global _server
     with _lock:
         if _server is None:
+            _bypass_proxies_for_loopback()
             _server = LocalServer().start()
         return _server
 
