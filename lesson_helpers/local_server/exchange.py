@@ -116,6 +116,7 @@ class Exchange:
         self._stop = stop
         self._chunked = False
         self.close_connection = False
+        self._next_slot: float | None = None
 
     # -- plain JSON -------------------------------------------------------------------------
     def send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
@@ -196,9 +197,18 @@ class Exchange:
         self._chunked = False
 
     def sleep(self, seconds: float | None = None) -> bool:
-        """Wait (default: the server's pace). Returns False if the server is shutting down."""
-        delay = self.pace if seconds is None else seconds
-        deadline = time.monotonic() + delay
+        """Wait ``seconds``, or by default until the next token's slot. Returns False if the
+        server is shutting down.
+
+        Token slots are on a fixed schedule (first call + k * pace), so the time spent writing
+        and waking up late does not add up over a long reply.
+        """
+        now = time.monotonic()
+        if seconds is None:
+            self._next_slot = (self._next_slot or now) + self.pace
+            deadline = self._next_slot
+        else:
+            deadline = now + seconds
         while not self._stop():
             left = deadline - time.monotonic()
             if left <= 0:
