@@ -18,9 +18,20 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ("00_setup.ipynb", "01_raw_http.ipynb")
 
 
-def run_check(check, func, capsys) -> tuple[bool, str]:
-    ok = check(func)
-    return ok, capsys.readouterr().out
+def run_check(check, func, capsys) -> str:
+    """Run a check; like every lesson's check it returns None, so return what it printed."""
+    assert check(func) is None
+    return capsys.readouterr().out
+
+
+def passed(out: str) -> bool:
+    """One ✓ line and no ✗ anywhere."""
+    return out.startswith("✓") and "✗" not in out and out.count("\n") == 1
+
+
+def failed(out: str) -> bool:
+    """A ✗ report (with its hint) and no ✓ anywhere."""
+    return out.startswith("✗") and "✓" not in out and "提示：" in out
 
 
 # -- lesson 00: is_env_ignored ---------------------------------------------------------------
@@ -40,9 +51,8 @@ def good_is_env_ignored(gitignore_text: str) -> bool:
 
 
 def test_is_env_ignored_reference_passes(capsys):
-    ok, out = run_check(check_is_env_ignored, good_is_env_ignored, capsys)
-    assert ok
-    assert out.startswith("✓") and "✗" not in out
+    out = run_check(check_is_env_ignored, good_is_env_ignored, capsys)
+    assert passed(out)
 
 
 @pytest.mark.parametrize(
@@ -67,8 +77,8 @@ def test_is_env_ignored_reference_passes(capsys):
     ],
 )
 def test_is_env_ignored_catches_wrong_answers(wrong, hint, capsys):
-    ok, out = run_check(check_is_env_ignored, wrong, capsys)
-    assert not ok
+    out = run_check(check_is_env_ignored, wrong, capsys)
+    assert failed(out)
     assert out.startswith("✗")
     assert "提示：" in out
     assert hint in out
@@ -80,8 +90,8 @@ def test_is_env_ignored_negation_order_hint(capsys):
             return False
         return good_is_env_ignored(text)
 
-    ok, out = run_check(check_is_env_ignored, first_bang_wins, capsys)
-    assert not ok
+    out = run_check(check_is_env_ignored, first_bang_wins, capsys)
+    assert failed(out)
     assert "顺序很重要" in out
 
 
@@ -89,8 +99,8 @@ def test_is_env_ignored_folder_hint(capsys):
     def folders_too(text: str) -> bool:
         return good_is_env_ignored(text.replace(".env/", ".env"))
 
-    ok, out = run_check(check_is_env_ignored, folders_too, capsys)
-    assert not ok
+    out = run_check(check_is_env_ignored, folders_too, capsys)
+    assert failed(out)
     assert "文件夹" in out
 
 
@@ -102,15 +112,15 @@ def good_my_mask(key: str) -> str:
 
 
 def test_my_mask_reference_passes(capsys):
-    ok, out = run_check(check_my_mask, good_my_mask, capsys)
-    assert ok and out.startswith("✓")
+    out = run_check(check_my_mask, good_my_mask, capsys)
+    assert passed(out)
 
 
 def test_my_mask_accepts_three_dots(capsys):
-    ok, _ = run_check(
+    out = run_check(
         check_my_mask, lambda k: "***" if len(k) < 12 else k[:3] + "..." + k[-4:], capsys
     )
-    assert ok
+    assert passed(out)
 
 
 @pytest.mark.parametrize(
@@ -127,8 +137,8 @@ def test_my_mask_accepts_three_dots(capsys):
     ],
 )
 def test_my_mask_catches_wrong_answers(wrong, hint, capsys):
-    ok, out = run_check(check_my_mask, wrong, capsys)
-    assert not ok
+    out = run_check(check_my_mask, wrong, capsys)
+    assert failed(out)
     assert out.startswith("✗")
     assert hint in out
 
@@ -158,8 +168,8 @@ def variant(**changes):
 
 
 def test_make_request_reference_passes(capsys):
-    ok, out = run_check(check_make_request, good_make_request, capsys)
-    assert ok and out.startswith("✓")
+    out = run_check(check_make_request, good_make_request, capsys)
+    assert passed(out)
 
 
 def test_make_request_accepts_stream_false_and_lowercase_header_names(capsys):
@@ -168,8 +178,8 @@ def test_make_request_accepts_stream_false_and_lowercase_header_names(capsys):
         headers = {k.lower(): v for k, v in headers.items()}
         return url, headers, {**body, "stream": False}
 
-    ok, _ = run_check(check_make_request, make, capsys)
-    assert ok
+    out = run_check(check_make_request, make, capsys)
+    assert passed(out)
 
 
 @pytest.mark.parametrize(
@@ -226,8 +236,8 @@ def test_make_request_accepts_stream_false_and_lowercase_header_names(capsys):
     ],
 )
 def test_make_request_catches_wrong_answers(wrong, hint, capsys):
-    ok, out = run_check(check_make_request, wrong, capsys)
-    assert not ok
+    out = run_check(check_make_request, wrong, capsys)
+    assert failed(out)
     assert out.startswith("✗")
     assert hint in out
 
@@ -266,8 +276,8 @@ def good_explain_error(status: int, body: str) -> str:
 
 
 def test_explain_error_reference_passes(capsys):
-    ok, out = run_check(check_explain_error, good_explain_error, capsys)
-    assert ok and out.startswith("✓")
+    out = run_check(check_explain_error, good_explain_error, capsys)
+    assert passed(out)
 
 
 def test_explain_error_agrees_with_the_kits_reader():
@@ -308,8 +318,8 @@ def test_explain_error_agrees_with_the_kits_reader():
     ],
 )
 def test_explain_error_catches_wrong_answers(wrong, hint, capsys):
-    ok, out = run_check(check_explain_error, wrong, capsys)
-    assert not ok
+    out = run_check(check_explain_error, wrong, capsys)
+    assert failed(out)
     assert out.startswith("✗")
     assert hint in out
 

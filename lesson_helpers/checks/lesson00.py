@@ -6,8 +6,8 @@
   characters hidden (``"fak…ests"``); keys shorter than 12 characters become ``"***"``.
 
 Every check prints one ``✓`` line, or a ``✗`` line followed by the input that failed, what was
-expected, what came back and a hint. It returns ``True``/``False`` and never raises because of
-the student's code.
+expected, what came back and a hint. It returns nothing (so a check cell shows only that line) and
+never raises because of the student's code.
 """
 
 from __future__ import annotations
@@ -89,8 +89,7 @@ _IGNORE_CASES: list[tuple[str, bool, str]] = [
 ]
 
 
-def check_is_env_ignored(func: Callable[[str], bool]) -> bool:
-    """Run ``func`` on gitignore texts that students often get wrong."""
+def _is_env_ignored_ok(func: Callable[[str], bool]) -> bool:
     for text, expected, hint in _IGNORE_CASES:
         what = f"is_env_ignored({text!r})"
         try:
@@ -105,6 +104,11 @@ def check_is_env_ignored(func: Callable[[str], bool]) -> bool:
             return _fail(what, expected, got, hint)
     print(f"✓ is_env_ignored：{len(_IGNORE_CASES)} 个 .gitignore 例子全部判断正确。")
     return True
+
+
+def check_is_env_ignored(func: Callable[[str], bool]) -> None:
+    """Run ``func`` on gitignore texts that students often get wrong."""
+    _is_env_ignored_ok(func)
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,11 +183,10 @@ def _check_one_mask(func: Callable[[str], str], key: str) -> bool:
     return True
 
 
-def check_my_mask(func: Callable[[str], str]) -> bool:
+def check_my_mask(func: Callable[[str], str]) -> None:
     """Check ``func`` on long keys, short keys and the empty string."""
     for key in (*_LONG_KEYS, *_SHORT_KEYS):
         if not _check_one_mask(func, key):
-            return False
+            return
     count = len(_LONG_KEYS) + len(_SHORT_KEYS)
     print(f"✓ my_mask：{count} 个密钥都打码正确，没有泄露多余的字符。")
-    return True

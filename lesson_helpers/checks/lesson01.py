@@ -7,8 +7,8 @@
   message from an error body, whatever shape the provider uses.
 
 Every check prints one ``✓`` line, or a ``✗`` line followed by the input that failed, what was
-expected, what came back and a hint. It returns ``True``/``False`` and never raises because of
-the student's code. The settings used here hold obviously fake keys.
+expected, what came back and a hint. It returns nothing (so a check cell shows only that line) and
+never raises because of the student's code. The settings used here hold obviously fake keys.
 """
 
 from __future__ import annotations
@@ -201,13 +201,12 @@ def _check_request(func: Callable[..., Any], settings: Settings, question: str) 
     return _check_body(what, body, settings, question)
 
 
-def check_make_request(func: Callable[..., Any]) -> bool:
+def check_make_request(func: Callable[..., Any]) -> None:
     """Call ``func`` with two different fake settings and check what it builds."""
     for settings, question in _CASES:
         if not _check_request(func, settings, question):
-            return False
+            return
     print("✓ make_request：网址、请求头和请求体都对，而且都来自 settings，没有写死。")
-    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,8 +273,7 @@ _ERROR_CASES: list[tuple[int, str, str, str]] = [
 ]
 
 
-def check_explain_error(func: Callable[[int, str], str]) -> bool:
-    """Run ``func`` on error bodies in the shapes real providers use."""
+def _explain_error_ok(func: Callable[[int, str], str]) -> bool:
     for status, body, expected, hint in _ERROR_CASES:
         what = f"explain_error({status}, {body!r})"
         try:
@@ -293,3 +291,8 @@ def check_explain_error(func: Callable[[int, str], str]) -> bool:
         return _fail(what, expected, got, hint)
     print(f"✓ explain_error：{len(_ERROR_CASES)} 种错误响应都读出了服务器自己的说明。")
     return True
+
+
+def check_explain_error(func: Callable[[int, str], str]) -> None:
+    """Run ``func`` on error bodies in the shapes real providers use."""
+    _explain_error_ok(func)
