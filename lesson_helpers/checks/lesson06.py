@@ -8,8 +8,9 @@
   request id, the error's one line, the model and the address -- and never the key.
 
 Every check prints one ``✓`` line, or a ``✗`` line followed by the input that failed, what was
-expected, what came back and a hint. It returns ``True``/``False`` and never raises because of
-the student's code. The settings used here hold obviously fake keys.
+expected, what came back and a hint. It returns nothing (so a check cell shows only that
+line) and never raises because of the student's code. The settings used here hold obviously
+fake keys.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ _RETRY_CASES: list[tuple[LLMError, str, bool, str]] = [
 ]
 
 
-def check_should_retry(func: Callable[[LLMError, str], bool]) -> bool:
+def _should_retry_ok(func: Callable[[LLMError, str], bool]) -> bool:
     """Run ``func`` on the errors a client meets, with and without text already shown."""
     for error, shown, expected, hint in _RETRY_CASES:
         what = f"should_retry({_describe(error)}, shown={shown!r})"
@@ -131,7 +132,7 @@ def _call_backoff(func: Callable[..., Any], attempt: int, retry_after: float | N
     return func(attempt, retry_after)
 
 
-def check_backoff(func: Callable[..., float]) -> bool:
+def _backoff_ok(func: Callable[..., float]) -> bool:
     """Check Retry-After first, then the exponential range and the jitter of each attempt."""
     for retry_after, hint in (
         (2.0, "服务器在 Retry-After 里说了要等几秒，就照它说的等：直接返回 retry_after。"),
@@ -282,10 +283,25 @@ def _check_report(
     return True
 
 
-def check_bug_report(func: Callable[[LLMError, Settings], str]) -> bool:
+def _bug_report_ok(func: Callable[[LLMError, Settings], str]) -> bool:
     """Call ``func`` on three errors with three fake settings; look for what must (not) be in."""
     for error, settings in zip(_REPORT_ERRORS, _REPORT_SETTINGS, strict=True):
         if not _check_report(func, error, settings):
             return False
     print("✓ bug_report：有请求 id、错误说明、模型和地址，而且没有密钥——可以放心贴出去了。")
     return True
+
+
+def check_should_retry(func: Callable[[LLMError, str], bool]) -> None:
+    """Print one ✓ line, or ✗ with what failed and a hint."""
+    _should_retry_ok(func)
+
+
+def check_backoff(func: Callable[..., float]) -> None:
+    """Print one ✓ line, or ✗ with what failed and a hint."""
+    _backoff_ok(func)
+
+
+def check_bug_report(func: Callable[[LLMError, Settings], str]) -> None:
+    """Print one ✓ line, or ✗ with what failed and a hint."""
+    _bug_report_ok(func)
