@@ -308,10 +308,6 @@ class ChatClient:
         body.update(params)
         return body
 
-    @staticmethod
-    def _request_id(response: requests.Response) -> str:
-        return request_id_of(response)
-
     def _html_instead_of_stream(self, response: requests.Response) -> StreamError:
         """A 200 with a web page: a proxy, a gateway or a Wi-Fi login page answered."""
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -36,3 +37,19 @@ def server():
 def seed_stream_bytes() -> bytes:
     """The seed's SiliconFlow stream, as it travels on the wire."""
     return (DATA / "siliconflow_seed_stream.txt").read_bytes()
+
+
+def run_script(
+    script: Path, args: list[str], env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a Python program (app.py, student/app.py) the way a student runs it."""
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=env,
+        timeout=30,
+        check=False,
+    )

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import run_script
 
 from lesson_helpers.local_server import MODELS, LocalServer
 from lesson_helpers.local_server.replies import reply_pieces
@@ -49,16 +50,7 @@ def app_env(server: LocalServer | None, model: str = "Qwen/Qwen2.5-7B-Instruct",
 def run_app(
     args: list[str], env: dict[str, str], stdin: str | None = None, app: Path = APP
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(app), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        env=env,
-        timeout=30,
-        check=False,
-    )
+    return run_script(app, args, env, stdin)
 
 
 def needs_model(model: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import run_script
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
@@ -41,19 +42,6 @@ def app_env(server) -> dict[str, str]:
         PYTHONIOENCODING="utf-8",
     )
     return env
-
-
-def run(app: Path, args: list[str], env: dict[str, str], stdin: str | None = None):
-    return subprocess.run(
-        [sys.executable, str(app), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        env=env,
-        timeout=30,
-        check=False,
-    )
 
 
 def solution_lines(name: str) -> list[str]:
@@ -153,14 +141,14 @@ def test_nested_and_repeated_regions_are_reported():
 
 # -- it runs, and says what is missing ----------------------------------------------------
 def test_unfinished_program_fails_with_one_line(server):
-    result = run(STUDENT, ["你好"], app_env(server))
+    result = run_script(STUDENT, ["你好"], app_env(server))
     assert result.returncode == 1
     assert result.stderr == UNFINISHED + "\n"
     assert result.stdout == ""
 
 
 def test_unfinished_conversation_fails_with_one_line(server):
-    result = run(STUDENT, [], app_env(server), stdin="你好\n")
+    result = run_script(STUDENT, [], app_env(server), stdin="你好\n")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [UNFINISHED]
 
@@ -174,7 +162,7 @@ def test_todos_come_up_one_after_another(tmp_path, server):
             gen.make_student_edition(SOLUTION_TEXT, keep=frozenset(order[:done])),
             encoding="utf-8",
         )
-        result = run(app, ["你好"], app_env(server))
+        result = run_script(app, ["你好"], app_env(server))
         if done < len(order):
             assert result.returncode == 1
             assert f"TODO {done + 1}：" in result.stderr, (done, result.stderr)
