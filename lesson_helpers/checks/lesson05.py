@@ -6,7 +6,8 @@
   and whatever came back -- an answer, or nothing if the answer was interrupted.
 
 The check prints one ``✓`` line, or a ``✗`` line with the case, the expected and the actual
-result, and a hint. It returns nothing and never raises because of the student's code.
+result, and a hint. It returns nothing and never raises because of the student's code; the
+student edition's stub (``raise NotImplementedError``) gives one "还没完成" line.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .report import check
+from .report import check, crash
 
 __all__ = ["check_trim_history", "reference_trim_history", "trim_cases"]
 
@@ -24,7 +25,7 @@ Message = dict[str, Any]
 
 
 def reference_trim_history(messages: list[Message], max_turns: int) -> list[Message]:
-    """The expected answer (the same function as the lesson's hidden solution)."""
+    """The expected answer (the same code as the solution in the teacher's notebook)."""
     head = 0
     while head < len(messages) and messages[head].get("role") == "system":
         head += 1
@@ -126,9 +127,8 @@ def check_trim_history(trim_history: Callable[[list[Message], int], list[Message
         expected = reference_trim_history(case.messages, case.max_turns)
         try:
             got = trim_history(given, case.max_turns)
-        except Exception as exc:  # the student's code may raise anything
-            print(f"✗ {case.what}：你的函数抛出了 {type(exc).__name__}：{_short(str(exc), 120)}")
-            print(f"  提示：{case.hint}")
+        except Exception as exc:  # the student's code may raise anything (the stub: 还没完成)
+            crash(case.what, exc, case.hint)
             return
         if given != case.messages:
             print(f"✗ {case.what}：你的函数改动了传进来的 messages 列表。")
