@@ -659,3 +659,29 @@ def test_checks_survive_answers_that_raise(capsys: pytest.CaptureFixture) -> Non
 
     out = assert_caught(lesson02.check_parser, Boom, "", capsys)
     assert "RuntimeError" in out
+
+
+# ---- lesson 03: the student edition's stubs ------------------------------------------------
+
+
+def stub_assemble_content(chunks: list[dict]) -> str:
+    raise NotImplementedError("还没完成")
+
+
+def stub_merge_tool_calls(chunks: list[dict]) -> list[dict]:
+    raise NotImplementedError("还没完成")
+
+
+@pytest.mark.parametrize(
+    ("check", "stub"),
+    [
+        (lesson03.check_assemble_content, stub_assemble_content),
+        (lesson03.check_merge_tool_calls, stub_merge_tool_calls),
+    ],
+)
+def test_lesson03_stub_is_reported_as_not_done(
+    check: Callable[[Any], None], stub: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    out = run_check(check, stub, capsys)
+    assert out.startswith(f"✗ 还没完成：{stub.__name__} 里还是 raise NotImplementedError"), out
+    assert out.count("\n") == 1
