@@ -9,11 +9,14 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 from conftest import routed_output
 
+from grading.editions import student_notebook
 from lesson_helpers.checks import lesson02, lesson03
 from lesson_helpers.chunks import assemble
 from lesson_helpers.sse import ServerSentEvent
@@ -685,3 +688,69 @@ def test_lesson03_stub_is_reported_as_not_done(
     out = run_check(check, stub, capsys)
     assert out.startswith(f"✗ 还没完成：{stub.__name__} 里还是 raise NotImplementedError"), out
     assert out.count("\n") == 1
+
+
+# ---- lesson 03: the notebook ----------------------------------------------------------------
+
+LESSON03 = Path(__file__).resolve().parent.parent / "notebooks" / "03_chunk_assembly.ipynb"
+LESSON03_EXERCISES = [  # (grade_id, function, points)
+    ("l03-assemble-content", "assemble_content", 2),
+    ("l03-merge-tool-calls", "merge_tool_calls", 3),
+]
+
+
+def test_lesson03_follows_the_exercise_pattern() -> None:
+    nb = nbformat.read(LESSON03, as_version=4)
+    cells = nb.cells
+    assert "练习怎么做" in cells[0].source and "python -m grading" in cells[0].source
+    solutions = [i for i, c in enumerate(cells) if c.metadata.get("nbgrader", {}).get("solution")]
+    assert len(solutions) == len(LESSON03_EXERCISES)
+    for i, (grade_id, name, points) in zip(solutions, LESSON03_EXERCISES, strict=True):
+        solution, check = cells[i], cells[i + 1]
+        assert solution.metadata == {
+            "nbgrader": {
+                "solution": True,
+                "grade": False,
+                "locked": False,
+                "grade_id": grade_id,
+                "schema_version": 3,
+            }
+        }
+        assert f"def {name}(" in solution.source
+        assert "    ### BEGIN SOLUTION\n" in solution.source
+        assert check.metadata == {
+            "nbgrader": {
+                "solution": False,
+                "grade": True,
+                "locked": True,
+                "points": points,
+                "grade_id": f"{grade_id}-check",
+                "schema_version": 3,
+            }
+        }
+        assert f"check_{name}({name})" in check.source
+        assert [o["name"] for o in check.outputs] == ["stdout"]
+        assert check.outputs[0]["text"].startswith("✓")
+    for cell in cells:
+        assert "solution" not in cell.metadata.get("tags", [])
+        assert "source_hidden" not in cell.metadata.get("jupyter", {})
+        if not cell.metadata.get("nbgrader", {}).get("solution"):
+            assert "BEGIN SOLUTION" not in cell.source and "END SOLUTION" not in cell.source
+        for output in cell.get("outputs", []):
+            assert output.output_type != "error", cell.source[:80]
+            assert output.get("name") != "stderr", cell.source[:80]
+    assert "种子" not in LESSON03.read_text(encoding="utf-8")
+
+
+def test_lesson03_student_edition_calls_exercises_only_where_it_may() -> None:
+    """In the student edition, code outside the exercise and check cells uses the students'
+    functions only inside ``uses_exercise`` (so Run All has no traceback)."""
+    student = student_notebook(nbformat.read(LESSON03, as_version=4))
+    for cell in student.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or meta.get("solution") or meta.get("grade"):
+            continue
+        for number, line in enumerate(cell.source.splitlines()):
+            if re.search(r"\b(assemble_content|merge_tool_calls)\(", line):
+                before = cell.source.splitlines()[:number]
+                assert any("with uses_exercise(" in b for b in before), cell.source

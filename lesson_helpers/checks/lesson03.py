@@ -105,7 +105,7 @@ def _two_choices_in_one_chunk() -> list[dict]:
 def content_cases() -> list[tuple[str, list[dict], str]]:
     """(name, chunks, hint) for :func:`check_assemble_content`."""
     return [
-        ("SiliconFlow 的种子流", seed_chunks(), "把每块 choices[0].delta.content 依次拼起来。"),
+        ("SiliconFlow 的作业示例流", seed_chunks(), "把每块 choices[0].delta.content 依次拼起来。"),
         (
             "OpenAI 格式（最后一块 delta 是 {}，usage 块的 choices 是 []）",
             _openai_style(),
