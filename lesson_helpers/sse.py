@@ -38,7 +38,7 @@ MAX_EVENT_SIZE = 16 * 1024 * 1024
 _BOM = codecs.BOM_UTF8  # b"\xef\xbb\xbf", the UTF-8 encoding of U+FEFF
 # Line end bytes as ints: "10 in data" asks memchr directly, while "b'\n' in data" first
 # sets up a substring search -- ten times slower, which shows when pieces are 1 byte long.
-_LF, _CR = 0x0A, 0x0D
+_LF, _CR, _COLON = 0x0A, 0x0D, 0x3A
 
 
 class SSEError(ValueError):
@@ -159,19 +159,21 @@ class SSEParser:
                 # same as _process_field would do with it, minus a method call and a split.
                 buffer.append(line[6:].decode("utf-8", "replace"))
                 size += len(line)
-            elif line:
-                size += self._process_field(line)
-            elif not buffer:
-                self._event = ""  # a blank line with an empty data buffer dispatches nothing
-            elif size > max_size:
-                break  # an event too large: reported below
-            else:  # a blank line: dispatch
+            elif not line:  # a blank line: dispatch
+                if not buffer:
+                    self._event = ""  # an empty data buffer dispatches nothing
+                    continue
+                if size > max_size:
+                    break  # an event too large: reported below
                 event = self._event or "message"
                 events.append(_new_event(event, "\n".join(buffer), self._last_id, self._retry))
                 buffer.clear()
                 size = 0
                 self._event = ""
                 self._retry = None
+            elif line[0] != _COLON:
+                size += self._process_field(line)
+            # else: a comment, such as a keep-alive ": ping" -- nothing to do
         self._size = size
         if size > max_size:
             error = self._fail("the data lines of one event", "before a blank line")
@@ -184,10 +186,9 @@ class SSEParser:
         raise error
 
     def _process_field(self, line: bytes) -> int:
-        """Apply one field line; return how many data bytes it added (0 for other fields)."""
+        """Apply one field line (not blank, not a comment); return how many data bytes it
+        added (0 for the other fields)."""
         name, _, value = line.partition(b":")
-        if not name:
-            return 0  # the line starts with ":": a comment, e.g. a keep-alive ": ping"
         if value[:1] == b" ":
             value = value[1:]
         if name == b"data":
