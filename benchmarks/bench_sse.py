@@ -8,6 +8,8 @@ Run from the repository root::
     python benchmarks/bench_sse.py --ablation    # adds lesson_helpers.sse without its
                                                  # slot-descriptor fast path
     python benchmarks/bench_sse.py --profile     # cProfile of lesson_helpers.sse, then stop
+    git show f5a3a17:lesson_helpers/sse.py > /tmp/sse_before.py
+    python benchmarks/bench_sse.py --against /tmp/sse_before.py   # adds that SSEParser
 
 The data: 20,000 events shaped like the recorded SiliconFlow seed stream (one compact
 ``chat.completion.chunk`` JSON per event, varied Chinese content, ``data: [DONE]`` last),
@@ -38,6 +40,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import cProfile
+import importlib.util
 import pstats
 import sys
 from collections.abc import Callable
@@ -79,6 +82,22 @@ def ours_without_slot_trick(pieces: list[bytes]) -> list[str]:
         return ours(pieces)
     finally:
         sse._new_event = fast
+
+
+def other_parser(path: str) -> Parse:
+    """The SSEParser of another sse.py (e.g. an older version), fed the same way."""
+    spec = importlib.util.spec_from_file_location("sse_under_test", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+
+    def parse(pieces: list[bytes]) -> list[str]:
+        feed = module.SSEParser().feed
+        return [event.data for piece in pieces for event in feed(piece)]
+
+    return parse
 
 
 def openai_sdk(pieces: list[bytes]) -> list[str]:
@@ -184,6 +203,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--profile", action="store_true", help="cProfile ours, then stop")
     parser.add_argument("--ablation", action="store_true", help="add ours without slot trick")
+    parser.add_argument("--against", metavar="FILE", help="add the SSEParser of another sse.py")
     parser.add_argument("--sizes", default="512,65536,1", help="piece sizes (512,65536,1)")
     parser.add_argument("--streams", default="lf,crlf,keepalive", help="lf,crlf,keepalive")
     args = parser.parse_args()
@@ -195,6 +215,7 @@ def main() -> None:
     print(f"SSE parser throughput ({stamp()}; {machine()})")
     print("MB/s and events/s: best run. '÷ ours': that parser's time divided by ours (>1: slower).")
     sizes = [int(size) for size in args.sizes.split(",")]
+    against = other_parser(args.against) if args.against else ours
     summary: list[list[str]] = []
     for key in args.streams.split(","):
         label, line_end, keepalive = STREAMS[key]
@@ -207,6 +228,8 @@ def main() -> None:
         ]
         if args.ablation:
             contenders.insert(1, (OURS + " without slot trick", ours_without_slot_trick))
+        if args.against:
+            contenders.insert(1, (f"SSEParser of {Path(args.against).name}", against))
         for size in sizes:
             events = ONE_BYTE_EVENTS if size == 1 else EVENTS
             blob, expected = seed_shaped_stream(events, line_end, keepalive)
@@ -231,11 +254,15 @@ def main() -> None:
             ]
             if args.ablation:
                 row.append(f"{best[OURS + ' without slot trick'] / best[OURS]:.2f}×")
+            if args.against:
+                row.append(f"{best[f'SSEParser of {Path(args.against).name}'] / best[OURS]:.2f}×")
             summary.append(row)
     print("\nSummary (best of rounds): how many times ours is as fast as each, and the floor")
     headers = ["stream", "pieces", "vs openai", "vs httpx-sse", "ours at % of floor's speed"]
     if args.ablation:
         headers.append("slot trick saves")
+    if args.against:
+        headers.append(f"vs {Path(args.against).name}")
     print(table(headers, summary, left=2))
     print("\nAll parsers produced the same data strings in every table.")
 
