@@ -63,9 +63,9 @@ class ServerSentEvent:
 # purpose), so its generated __init__ stores each field through object.__setattr__. The
 # slot descriptors below store the same four fields directly: 0.27 instead of 0.48 µs per
 # event. On an LLM stream in 512-byte or 64 KiB pieces the parser without this trick
-# needs 12-22 % more time; at 1-byte pieces, where the feeds cost more than the events,
-# it makes no difference (``python benchmarks/bench_sse.py --ablation`` measures it). The
-# result is an ordinary ServerSentEvent, equal to one built with ServerSentEvent(...).
+# needs 1.12-1.32 times the time; at 1-byte pieces, where the feeds cost more than the
+# events, it makes no difference (``python benchmarks/bench_sse.py --ablation`` measures
+# it). The result is an ordinary ServerSentEvent, equal to one built with ServerSentEvent().
 _set_event, _set_data, _set_id, _set_retry = (
     ServerSentEvent.__dict__[name].__set__ for name in ("event", "data", "id", "retry")
 )
