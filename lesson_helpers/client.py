@@ -38,7 +38,6 @@ The rules, in one place:
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import os
 import random
@@ -62,6 +61,7 @@ from .errors import (
     StreamError,
     error_fields,
     error_from_response,
+    parse_json,
     redact,
 )
 from .sse import SSEParser
@@ -316,7 +316,7 @@ class ChatStream:
     def _decode(self, data: str, event_type: str) -> dict[str, Any]:
         failure: LLMError | None = None
         try:
-            chunk = json.loads(data)
+            chunk = parse_json(data)
         except ValueError:
             shown = redact(data, self._secret)
             if len(shown) > 60:  # where it breaks is usually at the end
@@ -413,7 +413,7 @@ class ChatClient:
         if failure is not None:
             raise failure
         try:
-            data = json.loads(body.text).get("data", [])
+            data = parse_json(body.text).get("data", [])
             return [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
         except (ValueError, AttributeError, TypeError):
             pass
@@ -455,7 +455,7 @@ class ChatClient:
             "secret": self.settings.api_key,
         }
         try:
-            data = json.loads(body.text)
+            data = parse_json(body.text)
         except ValueError:
             return StreamError(
                 "服务器返回的不是对话结果的 JSON",
@@ -551,6 +551,14 @@ class ChatClient:
             return ConnectError(problem, hint="改好代理设置后再试。")
         return None
 
+    def _start_hint(self) -> str | None:
+        """How to start the model server of a local preset (Ollama, LM Studio, vLLM)."""
+        preset = self.settings.preset
+        if preset is None or not preset.start_hint:
+            return None
+        start = preset.start_hint.format(model=self.settings.model)
+        return f"{preset.label} 没有运行？{start}。"
+
     def _backoff(self, error: LLMError, attempt: int) -> float:
         return backoff_delay(attempt, error.retry_after, base=self.backoff_base)
 
@@ -598,7 +606,9 @@ class ChatClient:
                 hint="请检查 .env 里的 LLM_BASE_URL，应当形如 https://api.siliconflow.cn/v1。",
             )
         except requests.ConnectionError as exc:
-            failure = ConnectError(f"连不上 {_host(url)}（{_connection_reason(exc)}）")
+            failure = ConnectError(
+                f"连不上 {_host(url)}（{_connection_reason(exc)}）", hint=self._start_hint()
+            )
         except requests.RequestException as exc:
             failure = LLMError(f"请求没有发出去（{type(exc).__name__}）")
         except (ValueError, OverflowError, UnicodeError) as exc:  # never show str(exc): headers
@@ -650,7 +660,7 @@ class _JSONAsStream(ChatStream):
             raise self._fail(cls, f"读取回答时{what}", hint=hint)
         text = body.text
         try:
-            data = json.loads(text)
+            data = parse_json(text)
         except ValueError:
             raise self._fail(
                 StreamError, "要求流式回答，服务器却返回了无法解析的 JSON", body=text

@@ -32,6 +32,7 @@ __all__ = [
     "error_fields",
     "error_from_response",
     "finish_note",
+    "parse_json",
     "provider_message",
     "redact",
 ]
@@ -105,8 +106,10 @@ def _hide_secret(text: str, secret: str) -> str:
 class StreamRedactor:
     """:func:`redact` for text printed as it arrives (keeps line breaks).
 
-    The key may come split over several pieces, so the last ``len(key) - 1`` characters are
-    held back until more text (or :meth:`flush`) shows whether they start the key.
+    The key may come split over several pieces, so the end of the text is held back while it
+    could be the start of the key (or of a 12+ character piece of it): as long as it reads like
+    a piece of the key, until more text (or :meth:`flush`) shows what it is. Ordinary text --
+    any text that is not part of the key -- is shown at once.
 
     >>> hide = StreamRedactor("not-a-real-key-0000")
     >>> hide.feed("the key is not-a-real") + hide.feed("-key-0000!") + hide.flush()
@@ -116,18 +119,26 @@ class StreamRedactor:
     def __init__(self, secret: object = "") -> None:
         value = _reveal(secret)
         self._secret = value if len(value) >= _MIN_SECRET else ""
-        self._hold = max(len(self._secret) - 1, 0)
+        self._spellings = _spellings(self._secret) if self._secret else set()
+        self._longest = max((len(s) for s in self._spellings), default=0)
         self._pending = ""
+
+    def _held(self) -> int:
+        """Length of the longest end of the pending text that occurs inside the key."""
+        text = self._pending
+        for size in range(min(len(text), self._longest), 0, -1):
+            tail = text[-size:]
+            if any(tail in spelling for spelling in self._spellings):
+                return size
+        return 0
 
     def feed(self, text: str) -> str:
         """The part of the text so far that is safe to show now."""
         if not self._secret:
             return text
         self._pending += text
-        cut = len(self._pending) - self._hold
-        if cut <= 0:
-            return ""
         spans = _secret_spans(self._pending, self._secret)
+        cut = len(self._pending) - self._held()
         for start, end in spans:
             if start < cut < end:  # never cut through a mask: show it whole
                 cut = end
@@ -281,6 +292,15 @@ MALFORMED_HINT = (
 )
 
 
+def parse_json(text: str) -> Any:
+    """``json.loads`` that raises only ``ValueError``: JSON nested too deeply for Python's
+    parser (``[[[[…`` a few thousand deep) raises ``RecursionError`` there."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def _error_object(data: Any) -> dict[str, Any] | None:
     """The dict that describes the error in a parsed error body, whatever its shape.
 
@@ -300,14 +320,16 @@ def _error_object(data: Any) -> dict[str, Any] | None:
     return data
 
 
-def _text_of(value: Any) -> str:
+def _text_of(value: Any, depth: int = 0) -> str:
     if isinstance(value, str):
         return value.strip()
+    if depth > 4:  # a message is never buried deeper than this
+        return ""
     if isinstance(value, list) and value:  # FastAPI: "detail": [{"msg": ...}, ...]
-        return _text_of(value[0])
+        return _text_of(value[0], depth + 1)
     if isinstance(value, dict):
         for key in ("message", "msg", "detail"):
-            found = _text_of(value.get(key))
+            found = _text_of(value.get(key), depth + 1)
             if found:
                 return found
     return ""
@@ -325,7 +347,7 @@ def error_fields(body: str) -> dict[str, str]:
     if not text:
         return fields
     try:
-        data = json.loads(text)
+        data = parse_json(text)
     except ValueError:
         if text[:1] == "<":
             title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)

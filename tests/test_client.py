@@ -871,3 +871,29 @@ def test_a_redirect_loop_is_one_line():
 def test_errors_show_one_line_in_ipython():
     error = AuthError(status=401, provider_message="Incorrect API key provided.")
     assert error._render_traceback_() == [f"AuthError: {error}"]
+
+
+def test_deeply_nested_json_is_one_line_not_recursion_error(seed_events):
+    deep = b"data: " + b"[" * 100_000 + b"\n\n"
+    with Script(sse_reply(*seed_events[:2], deep), json_reply(200, "[" * 100_000)) as script:
+        client = ChatClient(make_settings(script.base_url), max_retries=0)
+        _, error = collect(client.stream(HELLO))
+        assert "JSON" in assert_one_line(error) and error.partial_text == "你好"
+        with pytest.raises(StreamError) as info:
+            client.chat(HELLO)
+    assert "JSON" in assert_one_line(info.value)
+
+
+def test_a_local_preset_that_is_not_running_says_how_to_start_it():
+    settings = Settings(
+        api_key=Secret(""),
+        base_url="http://127.0.0.1:9/v1",
+        model="qwen2.5:7b",
+        timeout=5,
+        connect_timeout=5,
+        provider="ollama",
+    )
+    with pytest.raises(ConnectError) as info:
+        ChatClient(settings, max_retries=0).chat(HELLO)
+    text = assert_one_line(info.value)
+    assert "Ollama" in text and "ollama serve" in text and "ollama pull qwen2.5:7b" in text

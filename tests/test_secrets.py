@@ -531,6 +531,11 @@ def test_stream_redactor_hides_a_key_split_over_pieces():
     assert shown == "第一行\n密钥是 ***，别说出去\n"
     plain = StreamRedactor("")
     assert plain.feed("abc") + plain.flush() == "abc"
+    practice = StreamRedactor("local-practice-key")
+    assert practice.feed("你好！") == "你好！"  # text that cannot be part of the key is not held
+    assert practice.feed("问题 local-") == "问题 "  # this could be: held until it is clear
+    assert practice.feed("s are fine!") == "local-s are fine!"
+    assert practice.feed("local-practice-key") + practice.flush() == "***"
 
 
 # -- the chat CLI ------------------------------------------------------------------------------
