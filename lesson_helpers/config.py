@@ -425,6 +425,15 @@ def _parse_timeout(text: str) -> float:
     return timeout
 
 
+def _decoded_as(encoding: str | None, value: str) -> str:
+    """When it matters (a value with non-ASCII characters, from a .env that was not UTF-8):
+    which encoding the .env was read with -- a wrong guess garbles those characters."""
+    if encoding in (None, "utf-8", "utf-8-sig") or value.isascii():
+        return ""
+    name = {"gbk": "GBK"}.get(encoding, encoding.upper())
+    return f"（.env 不是 UTF-8，已按 {name} 编码读取；若那几个字显示不对，请把 .env 另存为 UTF-8）"
+
+
 def load_settings(env_file: str | os.PathLike[str] | None = None) -> Settings:
     """Read `.env` (see the module docstring for where it is looked for) and the environment."""
     values, path, encoding = _read_env(env_file)
@@ -446,11 +455,11 @@ def load_settings(env_file: str | os.PathLike[str] | None = None) -> Settings:
         key = ""
     problem = key_problem(key)
     if problem:
-        raise ConfigError(problem)
+        raise ConfigError(problem + _decoded_as(encoding, key))
     base_url = (base_url or provider.base_url).rstrip("/")
     problem = base_url_problem(base_url) if base_url else ""
     if problem:
-        raise ConfigError(problem)
+        raise ConfigError(problem + _decoded_as(encoding, base_url))
     return Settings(
         api_key=Secret(key),
         base_url=base_url,

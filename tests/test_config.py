@@ -430,6 +430,19 @@ def test_env_file_in_any_common_encoding_is_read(tmp_path, encoded, encoding):
     assert read_env_text(path) == (encoded.decode(encoding), encoding)
 
 
+def test_a_bad_value_in_a_gbk_env_says_which_encoding_was_assumed(tmp_path):
+    path = tmp_path / ".env"
+    path.write_bytes(f"LLM_API_KEY=“{FAKE_KEY}”\n".encode("gbk"))
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=path)
+    text = assert_one_line(info.value)
+    assert "中文引号" in text and "GBK" in text
+    path.write_text(f"LLM_API_KEY=“{FAKE_KEY}”\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=path)
+    assert "GBK" not in str(info.value)  # UTF-8: nothing was guessed
+
+
 def test_env_file_in_no_known_encoding_is_one_line(tmp_path):
     path = tmp_path / ".env"
     path.write_bytes(b"LLM_MODEL=\xff\xfe\xfd\x80\x80\x80\n")  # neither UTF-8 nor GBK
