@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import run_script
+from conftest import routed_output, run_script
 
 from lesson_helpers.local_server import MODELS, LocalServer
 from lesson_helpers.local_server.replies import reply_pieces
@@ -569,7 +569,7 @@ def test_trim_history_check_catches_typical_mistakes(capsys, wrong, expected):
     from lesson_helpers.checks.lesson05 import check_trim_history
 
     check_trim_history(wrong)
-    out = capsys.readouterr().out
+    out = routed_output(capsys)
     assert out.startswith("✗"), out
     assert expected in out, out
     assert "提示：" in out
@@ -579,4 +579,4 @@ def test_trim_history_check_accepts_the_reference(capsys):
     from lesson_helpers.checks.lesson05 import check_trim_history, reference_trim_history
 
     check_trim_history(reference_trim_history)
-    assert capsys.readouterr().out.startswith("✓ trim_history：6 个用例都对")
+    assert routed_output(capsys).startswith("✓ trim_history：6 个用例都对")
