@@ -48,7 +48,14 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
-from .chunks import ChatResult, ChoiceDelta, ChunkAssembler, ChunkError, from_completion
+from .chunks import (
+    ChatResult,
+    ChoiceDelta,
+    ChunkAssembler,
+    ChunkError,
+    completion_to_chunk,
+    from_completion,
+)
 from .config import MAX_TIMEOUT, Secret, Settings, base_url_problem, key_problem
 from .errors import (
     MALFORMED_HINT,
@@ -64,7 +71,7 @@ from .errors import (
     parse_json,
     redact,
 )
-from .sse import SSEParser
+from .sse import SSEError, SSEParser, iter_pieces
 
 __all__ = ["ChatClient", "ChatStream", "backoff_delay", "debug_output_warning", "proxy_problem"]
 
@@ -180,7 +187,7 @@ class _Body:
         parts: list[bytes] = []
         size = 0
         try:
-            for piece in _iter_raw(response):
+            for piece in iter_pieces(response.raw, _PIECE_SIZE):
                 parts.append(piece)
                 size += len(piece)
                 if size >= limit:
@@ -194,16 +201,6 @@ class _Body:
     @property
     def text(self) -> str:
         return self.data.decode("utf-8", errors="replace")
-
-
-def _iter_raw(response: requests.Response) -> Iterator[bytes]:
-    """The body's bytes as they arrive, de-chunked and decompressed."""
-    raw = response.raw
-    while True:
-        piece = raw.read1(_PIECE_SIZE, decode_content=True)
-        if not piece:
-            return
-        yield piece
 
 
 class ChatStream:
@@ -268,7 +265,7 @@ class ChatStream:
             raise failure.with_traceback(None)
 
     def _pieces(self) -> Iterator[bytes]:
-        pieces = _iter_raw(self.response)
+        pieces = iter_pieces(self.response.raw, _PIECE_SIZE)
         while True:
             failure: LLMError | None = None
             try:
@@ -291,14 +288,26 @@ class ChatStream:
     def _merged(self) -> Iterator[tuple[dict[str, Any], list[ChoiceDelta]]]:
         parser = SSEParser()
         for piece in self._pieces():
-            for event in parser.feed(piece):
+            failure: LLMError | None = None
+            try:
+                events = parser.feed(piece)
+            except SSEError as exc:
+                failure = self._fail(
+                    StreamError,
+                    f"流里有一行（或一个事件）太长，超过了解析器的上限，读不下去了（{exc}）",
+                    hint="正常的流式回答每个事件只有几百字节：请检查 LLM_BASE_URL 是否指向"
+                    "对话接口；若它没错，请把请求 id 报告给服务商（不要附上密钥）。",
+                )
+            if failure is not None:
+                raise failure
+            for event in events:
                 self.events += 1
                 if event.data == "[DONE]":
                     self.done = True
                     return
                 chunk = self._decode(event.data, event.event)
                 yield chunk, self._add(chunk)
-        if not self.assembler.result().finish_reason:
+        if not self.assembler.finish_reason():
             raise self._fail(StreamError, "连接在回答结束前断开（没有收到 [DONE]）")
         log.info("stream ended without [DONE] after finish_reason; the answer is complete")
 
@@ -676,7 +685,7 @@ class _JSONAsStream(ChatStream):
         chunk: dict[str, Any] | None = None
         if not problem:
             try:
-                chunk = _completion_chunk(data)
+                chunk = completion_to_chunk(data)  # every field kept: tool calls, fingerprint...
             except ChunkError as exc:
                 problem = str(exc)
         if chunk is None:
@@ -688,30 +697,6 @@ class _JSONAsStream(ChatStream):
         news = self._add(chunk)
         self.done = True
         yield chunk, news
-
-
-def _completion_chunk(body: dict[str, Any]) -> dict[str, Any]:
-    """A ``chat.completion`` body as one ``chat.completion.chunk`` (until chunks.py has one)."""
-    result = from_completion(body)
-    return {
-        "id": result.id,
-        "object": "chat.completion.chunk",
-        "created": result.created,
-        "model": result.model,
-        "choices": [
-            {
-                "index": c.index,
-                "delta": {
-                    "role": c.role or "assistant",
-                    "content": c.content,
-                    "reasoning_content": c.reasoning_content or None,
-                },
-                "finish_reason": c.finish_reason,
-            }
-            for c in result.choices
-        ],
-        "usage": result.usage,
-    }
 
 
 def _host(url: str) -> str:

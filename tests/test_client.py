@@ -897,3 +897,37 @@ def test_a_local_preset_that_is_not_running_says_how_to_start_it():
         ChatClient(settings, max_retries=0).chat(HELLO)
     text = assert_one_line(info.value)
     assert "Ollama" in text and "ollama serve" in text and "ollama pull qwen2.5:7b" in text
+
+
+def test_a_line_over_the_parsers_limit_is_one_line_keeping_the_text(seed_events, monkeypatch):
+    from lesson_helpers import client as client_module
+    from lesson_helpers.sse import SSEParser
+
+    monkeypatch.setattr(client_module, "SSEParser", lambda: SSEParser(max_size=4096))
+    huge = b"data: " + b"x" * 10_000  # no line end: a server that never ends its line
+    with Script(sse_reply(*seed_events[:3], huge)) as script:
+        pieces, error = collect(ChatClient(make_settings(script.base_url)).stream(HELLO))
+    assert type(error) is StreamError
+    text = assert_one_line(error)
+    assert "太长" in text and "上限" in text
+    assert pieces == ["你好", "！"] and error.partial_text == "你好！"
+
+
+def test_text_of_a_stream_whose_content_comes_as_parts(seed_events):
+    """Mistral sends content as a list of parts: text() still yields plain text pieces."""
+
+    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        body = {"id": "m1", "model": "mistral", "choices": [{"index": 0, "delta": delta}]}
+        body["choices"][0]["finish_reason"] = finish
+        return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
+
+    events = [
+        event({"role": "assistant", "content": [{"type": "text", "text": "你好"}]}),
+        event({"content": [{"type": "text", "text": "！"}]}),
+        event({"content": ""}, "stop"),
+        b"data: [DONE]\n\n",
+    ]
+    with Script(sse_reply(*events)) as script:
+        stream = ChatClient(make_settings(script.base_url)).stream(HELLO)
+        assert list(stream.text()) == ["你好", "！"]
+    assert stream.result.content == "你好！"
