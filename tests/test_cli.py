@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from lesson_helpers import seed
+
 ROOT = Path(__file__).resolve().parent.parent
-SEED_TEXT = "你好！有什么问题或者需要帮助的吗？"
+SEED_TEXT = seed.ANSWER
 RUN_TIMEOUT = 30
 SERVE = [sys.executable, "-m", "lesson_helpers", "serve"]
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from lesson_helpers import seed
 from lesson_helpers.chunks import ChoiceDelta, ChunkAssembler
 from lesson_helpers.client import ChatClient, ChatStream
 from lesson_helpers.config import Secret, Settings
@@ -27,8 +28,8 @@ from lesson_helpers.errors import (
 )
 
 SEED_MODEL = "Qwen/Qwen2.5-7B-Instruct"
-SEED_TEXT = "你好！有什么问题或者需要帮助的吗？"
-SEED_PIECES = ["你好", "！", "有什么", "问题", "或者", "需要", "帮助", "的", "吗", "？"]
+SEED_TEXT = seed.ANSWER
+SEED_PIECES = list(seed.PIECES)
 HELLO = [{"role": "user", "content": "你好"}]
 WRONG_KEY = "fake-key-wrong-0000000000"
 

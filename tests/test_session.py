@@ -10,12 +10,12 @@ import sys
 import pytest
 from conftest import ROOT
 
-from lesson_helpers import chat_client, connect
+from lesson_helpers import chat_client, connect, seed
 from lesson_helpers.config import ConfigError
 from lesson_helpers.local_server import LocalServer
 from lesson_helpers.session import LOCAL_NOTICE
 
-SEED_TEXT = "你好！有什么问题或者需要帮助的吗？"
+SEED_TEXT = seed.ANSWER
 
 
 def test_local_server_works_behind_a_system_proxy(tmp_path):
