@@ -685,9 +685,11 @@ def test_template_requirements_are_what_it_needs_and_no_more(template):
 
 # -- the template's own pytest ---------------------------------------------------------------
 def template_pytest(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """pytest in the assignment repository, as a student's environment has it: no plugins."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", *args],
+        [sys.executable, "-m", "pytest", "-q", *args],
         cwd=repo,
         capture_output=True,
         text=True,
