@@ -14,9 +14,42 @@ import pytest
 from conftest import routed_output
 
 from grading.editions import student_notebook
-from lesson_helpers.checks.lesson05 import check_trim_history, reference_trim_history
+from lesson_helpers.checks.lesson05 import check_trim_history, trim_cases
 
 ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "05_build_app.ipynb"
+
+
+def reference_trim_history(messages, max_turns):
+    """The teacher's solution (kept here: the kit that ships with an assignment holds the
+    expected answers as data only)."""
+    head = 0
+    while head < len(messages) and messages[head].get("role") == "system":
+        head += 1
+    starts = [i for i in range(head, len(messages)) if messages[i].get("role") == "user"]
+    if len(starts) <= max_turns:
+        return list(messages)
+    return messages[:head] + messages[starts[-max_turns] :]
+
+
+def test_the_written_out_answers_are_the_solutions_answers():
+    cases = trim_cases()
+    assert len(cases) == 6
+    for case in cases:
+        assert reference_trim_history(case.messages, case.max_turns) == case.expected, case.what
+    assert any(case.expected != case.messages for case in cases)  # some cases trim
+
+
+def test_the_notebook_solution_is_the_reference():
+    solution = next(
+        c
+        for c in nbformat.read(NOTEBOOK, as_version=4).cells
+        if c.metadata.get("nbgrader", {}).get("solution")
+    )
+    namespace: dict = {}
+    exec(solution.source, namespace)
+    for case in trim_cases():
+        assert namespace["trim_history"](case.messages, case.max_turns) == case.expected
 
 
 def _pairs_only(messages, max_turns):
@@ -96,7 +129,6 @@ def test_the_student_stub_is_reported_as_not_done(capsys):
 
 
 # -- the notebook -------------------------------------------------------------------------------
-NOTEBOOK = ROOT / "notebooks" / "05_build_app.ipynb"
 APP = ROOT / "app.py"
 TODO_FUNCTIONS = ("open_stream", "read_pieces", "iter_sse_events", "collect_reply")
 REGION = re.compile(
