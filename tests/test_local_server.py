@@ -17,6 +17,7 @@ from lesson_helpers.chunks import assemble
 from lesson_helpers.local_server import (
     MODELS,
     ROUTES,
+    ChunkBuilder,
     Exchange,
     LocalServer,
     ModelSpec,
@@ -24,6 +25,7 @@ from lesson_helpers.local_server import (
     add_route,
     register,
 )
+from lesson_helpers.local_server.exchange import encode_json
 from lesson_helpers.local_server.replies import reply_pieces
 
 SEED_MODEL = "Qwen/Qwen2.5-7B-Instruct"
@@ -765,3 +767,21 @@ def test_max_tokens_before_the_stop_sequence_still_means_length(server):
         "你好！有什么问题或者需要",
         "stop",
     )
+
+
+# -- the server's building blocks --------------------------------------------------------------
+@pytest.mark.parametrize("usage_mode", ["every", "null", "absent"])
+@pytest.mark.parametrize("model", [SEED_MODEL, 'a "quoted" \\ 模型', "x\ud800"])
+def test_chunk_bytes_are_exactly_the_encoded_chunk(usage_mode, model):
+    builder = ChunkBuilder(model, prompt_tokens=30, usage_mode=usage_mode)
+    deltas = [
+        ({"content": "", "reasoning_content": None, "role": "assistant"}, None, 0),
+        ({"content": '你好\n"引号"', "reasoning_content": None}, None, 1),
+        ({"content": "半\udfff"}, None, 0),
+        ({}, "stop", 3),
+    ]
+    for delta, finish, index in deltas:
+        builder.completion_tokens += 1
+        assert builder.chunk_bytes(delta, finish, index) == encode_json(
+            builder.chunk(delta, finish, index)
+        )

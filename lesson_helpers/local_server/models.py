@@ -205,7 +205,7 @@ def stream_reply(ex: Exchange, plans: list[_Plan], style: str) -> None:
                 ex.cut()
                 return
             builder.completion_tokens += tokens
-            ex.send_event(builder.chunk(delta, finish_reason, index))
+            ex.write(b"data: " + builder.chunk_bytes(delta, finish_reason, index) + b"\n\n")
     if include_usage:
         ex.send_event(builder.usage_chunk())
     ex.send_done()

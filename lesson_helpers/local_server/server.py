@@ -1,36 +1,44 @@
 """An OpenAI-compatible HTTP server on 127.0.0.1, built on the standard library only.
 
-It speaks real HTTP/1.1 over real sockets (keep-alive, chunked bodies both ways, CORS, one
-thread per request being answered), so ``requests``, the official ``openai`` SDK and a web
-page all talk to it just as they talk to SiliconFlow. Only the answers are scripted.
+It speaks real HTTP/1.1 over real sockets (keep-alive, chunked bodies both ways, CORS), so
+``requests``, the official ``openai`` SDK and a web page all talk to it just as they talk to
+SiliconFlow. Only the answers are scripted.
 
 Every request it can read gets an answer: a malformed one gets a 4xx JSON error in OpenAI's
-shape that names the parameter; a request that does not arrive in time is closed (see
-:mod:`.connections` for the idle and read timeouts). What it answers is the route table of
-:mod:`.routes`; each server has its own model table (``server.models``) and request log
-(``server.requests``).
+shape that names the parameter. The parts:
+
+* :mod:`.connections` -- sockets: idle and read timeouts, one loop for waiting connections
+  and for writing paced streams, a thread (:mod:`.workers`) only while a request is answered;
+* :mod:`.bodies` -- reading a body (Content-Length or chunked) and parsing its JSON;
+* :mod:`.routes` -- what is answered (``add_route``); :mod:`.validation` -- chat requests;
+* :mod:`.request_log` -- ``server.requests``; this module -- HTTP itself and ``LocalServer``.
 """
 
 from __future__ import annotations
 
-import collections
 import errno
 import hmac
-import json
 import logging
 import math
 import re
 import threading
 import time
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from .connections import Connection, ConnectionLoop, RequestTimeoutError
-from .exchange import Exchange, Memory, encode_json
+from .bodies import BadBodyError, parse_json, read_body
+from .connections import (
+    CLOSE,
+    HANDED_OVER,
+    KEEP,
+    Connection,
+    ConnectionLoop,
+    RequestTimeoutError,
+)
+from .exchange import Exchange, Memory, Timetable, encode_json, random_id
 from .models import ModelSpec, ModelTable
+from .request_log import REQUEST_LOG_SIZE, RequestLog, RequestRecord, masked_headers
 from .routes import (
     ROUTES,
     ErrorWriter,
@@ -62,10 +70,6 @@ DEFAULT_API_KEY = "local-practice-key"  # not a secret: it only opens this local
 DEFAULT_PACE = 0.02  # seconds between streamed tokens
 DEFAULT_IDLE_TIMEOUT = 60.0  # seconds a connection may stay silent before a request
 DEFAULT_READ_TIMEOUT = 30.0  # seconds a request may take to arrive, head and body
-REQUEST_LOG_SIZE = 1000  # requests a server remembers (the oldest are forgotten first)
-MAX_BODY = 8 * 1024 * 1024
-_DIGITS = re.compile(r"[0-9]{1,12}")
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,12}")
 _TOKEN_LIST = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*")
 # A web page may read every response (sent when the request has an Origin, as a browser's
 # always has); the key still guards every endpoint.
@@ -75,161 +79,6 @@ _CORS = {
 }
 _PREFLIGHT_HEADERS = "Authorization, Content-Type, X-Api-Key, Anthropic-Version, OpenAI-Beta"
 _STDLIB_CODES = {400: "bad_request", 414: "uri_too_long", 431: "headers_too_large"}
-
-
-# -- the request log ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RequestRecord:
-    """One request the server received (credentials masked)."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any  # parsed JSON; the text when it is not JSON; None without a body
-    model: str | None  # the body's "model", when it is a string
-    time: float  # time.time() when the request had been read
-
-
-_SECRET_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "api-key"}
-
-
-def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The headers with every credential replaced by ``***`` (an auth scheme is kept)."""
-    out = {}
-    for name, value in headers.items():
-        if name.lower() in _SECRET_HEADERS and value:
-            scheme, sep, _ = value.partition(" ")
-            keep_scheme = sep and name.lower().endswith("authorization")
-            value = f"{scheme} ***" if keep_scheme else "***"
-        out[name] = value
-    return out
-
-
-class RequestLog:
-    """The newest requests of one server, thread-safe."""
-
-    def __init__(self, size: int = REQUEST_LOG_SIZE) -> None:
-        self._lock = threading.Lock()
-        self._records: collections.deque[RequestRecord] = collections.deque(maxlen=size)
-
-    def add(self, record: RequestRecord) -> None:
-        with self._lock:
-            self._records.append(record)
-
-    def snapshot(self) -> list[RequestRecord]:
-        with self._lock:
-            return list(self._records)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._records.clear()
-
-
-# -- reading a request body ---------------------------------------------------------------------
-class _BadBodyError(Exception):
-    def __init__(self, status: int, message: str, code: str) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code = status, message, code
-
-
-def _too_large() -> _BadBodyError:
-    return _BadBodyError(
-        413, f"Request body too large: at most {MAX_BODY} bytes.", "request_too_large"
-    )
-
-
-def _read_chunked(conn: Connection) -> bytes | None:
-    """A ``Transfer-Encoding: chunked`` body (None if the client hung up in the middle)."""
-    parts, total = [], 0
-    while True:
-        line = conn.readline(1024)
-        if not line:
-            return None
-        size_text = line.split(b";", 1)[0].strip()
-        if not line.endswith(b"\n") or not _HEX.fullmatch(size_text):
-            raise _BadBodyError(
-                400, f"Malformed chunked body: bad chunk size line {line[:40]!r}.", "bad_chunk"
-            )
-        size = int(size_text, 16)
-        if size == 0:
-            break
-        total += size
-        if total > MAX_BODY:
-            raise _too_large()
-        data = conn.read(size)
-        if len(data) < size:
-            return None
-        parts.append(data)
-        if conn.readline(3) not in (b"\r\n", b"\n"):
-            raise _BadBodyError(
-                400, "Malformed chunked body: a chunk must end with CRLF.", "bad_chunk"
-            )
-    for _ in range(100):  # trailer lines, up to the blank line
-        line = conn.readline(65537)
-        if not line:
-            return None
-        if line in (b"\r\n", b"\n"):
-            return b"".join(parts)
-    raise _BadBodyError(400, "Malformed chunked body: too many trailer lines.", "bad_chunk")
-
-
-def read_body(conn: Connection, headers: Any) -> bytes | None:
-    """The request body by Content-Length or chunked framing; None if the client hung up."""
-    encodings = headers.get_all("Transfer-Encoding") or []
-    lengths = headers.get_all("Content-Length") or []
-    if encodings:
-        if lengths:
-            raise _BadBodyError(
-                400,
-                "Send either Content-Length or Transfer-Encoding: chunked, not both.",
-                "invalid_request",
-            )
-        if ",".join(encodings).strip().lower() != "chunked":
-            raise _BadBodyError(
-                501,
-                f"Transfer-Encoding {', '.join(encodings)!r} is not supported: "
-                "send the body with Content-Length or Transfer-Encoding: chunked.",
-                "unsupported_transfer_encoding",
-            )
-        return _read_chunked(conn)
-    if not lengths:
-        return b""
-    if len(set(lengths)) > 1 or not _DIGITS.fullmatch(lengths[0].strip()):
-        raise _BadBodyError(400, "Invalid Content-Length.", "invalid_request")
-    length = int(lengths[0])
-    if length > MAX_BODY:
-        raise _too_large()
-    data = conn.read(length)
-    return data if len(data) == length else None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def parse_json(raw: bytes) -> tuple[Any, str | None]:
-    """(the parsed body, None) or (the body as text, what is wrong with it)."""
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant), None
-    except UnicodeDecodeError as exc:
-        problem = f"Request body is not UTF-8 ({exc.reason} at byte {exc.start})"
-    except json.JSONDecodeError as exc:
-        problem = f"Request body is not valid JSON: {exc}"
-    except RecursionError:
-        problem = "Request body is not valid JSON: it is nested too deeply"
-    except ValueError as exc:  # NaN, Infinity, an integer of more than 4300 digits
-        problem = f"Request body is not valid JSON: {str(exc).splitlines()[0]}"
-    return raw.decode("utf-8", errors="replace"), problem + "."
-
-
-class _Discard:
-    """The body writer of a HEAD request: the headers go out, the body does not."""
-
-    def write(self, data: bytes) -> int:
-        return len(data)
-
-    def flush(self) -> None:
-        """Nothing is buffered."""
 
 
 # -- HTTP ---------------------------------------------------------------------------------------
@@ -254,12 +103,14 @@ class _Handler(BaseHTTPRequestHandler):
     def handle(self) -> None:
         self.close_connection = True
         self.handle_one_request()
+        if self._last_exchange is not None:  # what the loop is still to write, and when
+            self.timetable = self._last_exchange.take_timetable()
 
     def finish(self) -> None:
         """The connection outlives the request (keep-alive): nothing to close here."""
 
     def parse_request(self) -> bool:
-        self.request_id = uuid.uuid4().hex
+        self.request_id = random_id()
         return super().parse_request()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 -- stdlib name
@@ -275,16 +126,32 @@ class _Handler(BaseHTTPRequestHandler):
         headers = getattr(self, "headers", None)  # not there when the head was unreadable
         return headers.get("Origin", "") if headers is not None else ""
 
-    def _send_head(self, status: int, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        head = {**_CORS, **headers} if self._origin() else dict(headers)
+    def _render_head(self, status: int, headers: dict[str, str]) -> bytes:
+        """The status line and headers of a response, as bytes (sent by the Exchange)."""
+        self.log_request(status)
+        phrase = self.responses.get(status, ("",))[0]
+        head = {
+            "Server": self.version_string(),
+            "Date": self.date_time_string(),
+            **(_CORS if self._origin() else {}),
+            **headers,
+        }
         if self._hanging_up and not any(k.lower() == "connection" for k in head):
             head["Connection"] = "close"  # tell the client: no next request on this one
-        for name, value in head.items():
-            self.send_header(name, value)
         if self.request_id:
-            self.send_header("X-Request-Id", self.request_id)
-        self.end_headers()
+            head["X-Request-Id"] = self.request_id
+        lines = [f"{self.protocol_version} {status} {phrase}"]
+        for name, value in head.items():
+            lines.append(f"{name}: {value}")
+            if name.lower() == "connection":  # as send_header does
+                if value.lower() == "close":
+                    self.close_connection = True
+                elif value.lower() == "keep-alive":
+                    self.close_connection = False
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="replace")
+
+    def _send_head(self, status: int, headers: dict[str, str]) -> None:
+        self.wfile.write(self._render_head(status, headers))
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The standard library's own errors (bad request line, too long, unknown method),
@@ -318,9 +185,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _exchange(self, body: Any, head_only: bool = False) -> Exchange:
-        return Exchange(
+        self._last_exchange = Exchange(
             body if isinstance(body, dict) else {},
-            _Discard() if head_only else self.wfile,  # type: ignore[arg-type]
+            self.wfile,  # type: ignore[arg-type]
             self._send_head,
             self.server.pace,
             self.server.stopping,
@@ -328,7 +195,14 @@ class _Handler(BaseHTTPRequestHandler):
             request_id=self.request_id,
             request_headers=self.headers,
             chunked_allowed=self._http11,
+            render_head=self._render_head,
+            deliver=self._deliver_partly,
+            head_only=head_only,
         )
+        return self._last_exchange
+
+    def _deliver_partly(self, timetable: Timetable) -> bool:
+        return self.server.loop.deliver(self.request, timetable, None)
 
     # -- the key ----------------------------------------------------------------------------
     def _authorized(self) -> bool:
@@ -361,7 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
         exchange = self._exchange({}, head_only=self.command == "HEAD")
         try:
             raw = read_body(self.request, self.headers)
-        except _BadBodyError as bad:
+        except BadBodyError as bad:
             self._hang_up()  # the rest of the body cannot be told from what follows
             write_error(exchange, bad.status, bad.message, bad.code, None)
             return
@@ -406,6 +280,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.memory,
         )
         self._run(route, request, exchange)
+
+    timetable: Timetable | None = None  # the rest of the response, for the loop to write
+    _last_exchange: Exchange | None = None
 
     def _run(self, route: Route, request: Request, exchange: Exchange) -> None:
         try:
@@ -478,10 +355,14 @@ class _Server:
         self._stopping = threading.Event()
         self.stopping = self._stopping.is_set
 
-    def _answer(self, connection: Connection) -> bool:
-        """Answer one request; True to keep the connection for the next one."""
+    def _answer(self, connection: Connection) -> str:
+        """Answer one request: KEEP or CLOSE the connection, or HANDED_OVER to the loop."""
         handler = _Handler(connection, connection.address, self)  # type: ignore[arg-type]
-        return not handler.close_connection
+        outcome = CLOSE if handler.close_connection else KEEP
+        if handler.timetable is None:
+            return outcome
+        self.loop.deliver(connection, handler.timetable, outcome)
+        return HANDED_OVER
 
     def routes(self) -> dict[tuple[str, str], Route]:
         """This server's own routes, then every server's (ROUTES)."""
