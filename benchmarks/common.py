@@ -6,18 +6,19 @@ print what they measured and never assert anything about timing.
 
 from __future__ import annotations
 
+import datetime
 import gc
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from importlib.resources import files
 from typing import Any
 
-SEED_STREAM = files("lesson_helpers") / "data" / "siliconflow_seed_stream.txt"
+from lesson_helpers import seed
 
 # Varied Chinese (and some English) text, cut into token-sized pieces below, so that the
 # events have the seed's shape but not twenty thousand copies of the same bytes.
@@ -47,7 +48,7 @@ def token_pieces(count: int) -> list[str]:
 def seed_chunks() -> list[dict[str, Any]]:
     """The chunks of the recorded SiliconFlow seed stream, in order."""
     chunks = []
-    for line in SEED_STREAM.read_text(encoding="utf-8").splitlines():
+    for line in seed.stream_bytes().decode("utf-8").splitlines():
         if line.startswith("data: {"):
             chunks.append(json.loads(line[len("data: ") :]))
     return chunks
@@ -57,11 +58,15 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
-def seed_shaped_stream(events: int) -> tuple[bytes, list[str]]:
+def seed_shaped_stream(
+    events: int, line_end: str = "\n", keepalive: str = ""
+) -> tuple[bytes, list[str]]:
     """A stream of ``events`` SSE events shaped like the seed, and the expected data strings.
 
     First the seed's role chunk, then content chunks with varied Chinese pieces and growing
-    usage, then the seed's ``finish_reason: "stop"`` chunk and ``data: [DONE]``.
+    usage, then the seed's ``finish_reason: "stop"`` chunk and ``data: [DONE]``. Lines end
+    with ``line_end``; a non-empty ``keepalive`` comment (e.g. ``": keep-alive"``) goes,
+    with its blank line, before every event.
     """
     seed = seed_chunks()
     first, middle, last = seed[0], seed[1], seed[-1]
@@ -79,7 +84,8 @@ def seed_shaped_stream(events: int) -> tuple[bytes, list[str]]:
     last["usage"] = middle["usage"]
     datas.append(_dumps(last))
     datas.append("[DONE]")
-    blob = "".join(f"data: {data}\n\n" for data in datas).encode("utf-8")
+    before = keepalive + line_end * 2 if keepalive else ""
+    blob = "".join(f"{before}data: {data}{line_end * 2}" for data in datas).encode("utf-8")
     return blob, datas
 
 
@@ -141,3 +147,20 @@ def machine() -> str:
         f"Python {platform.python_version()} ({sys.implementation.name}), "
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU(s)"
     )
+
+
+def stamp() -> str:
+    """Date, commit and machine, for the top of a table: what makes it reproducible."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    today = datetime.date.today().isoformat()
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{today}, commit {commit}, nproc {cpus}, Python {platform.python_version()}"

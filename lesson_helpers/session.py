@@ -10,8 +10,8 @@ import os
 import threading
 from dataclasses import replace
 
-from .client import ChatClient
-from .config import Secret, Settings, load_settings
+from .client import ChatClient, debug_output_warning, proxy_problem
+from .config import ConfigError, Secret, Settings, load_settings
 from .local_server import MODELS, LocalServer
 
 __all__ = ["chat_client", "connect", "local_server"]
@@ -47,19 +47,34 @@ def local_server() -> LocalServer:
 def connect(*, quiet: bool = False, local: bool | None = None) -> Settings:
     """Settings for the lessons, printing one line that says where requests will go.
 
-    With a key in `.env` (and ``LLM_PROVIDER`` not ``local``) the real provider is used.
-    Otherwise the local practice server is started in the background and used instead.
+    With a key in `.env` (and ``LLM_PROVIDER`` not ``local``) the real provider is used; a
+    model server on this machine (``LLM_PROVIDER=ollama``, ``lmstudio``, ``vllm``) is used
+    without a key. Otherwise the local practice server is started in the background and used
+    instead. A configuration problem raises :class:`~lesson_helpers.config.ConfigError`,
+    which a notebook shows as one line with the fix (never a traceback).
     """
     settings = load_settings()
-    use_local = settings.is_local or not settings.has_key if local is None else local
+    if local is None:
+        use_local = settings.is_local or (settings.needs_key and not settings.has_key)
+    else:
+        use_local = local
     if not use_local:
+        problem = proxy_problem(settings.base_url)
+        if problem:
+            raise ConfigError(problem)
         if not quiet:
-            print(f"请求将发往 {settings.base_url}，模型 {settings.model}。")
+            preset = settings.preset
+            where = ""
+            if preset is not None and not preset.needs_key:
+                where = f"（{preset.label}，本机，不需要密钥）"
+            print(f"请求将发往 {settings.base_url}{where}，模型 {settings.model}。")
+            _warn_debug_output()
         return settings
     server = local_server()
     model = settings.model if settings.model in MODELS else "Qwen/Qwen2.5-7B-Instruct"
     if not quiet:
         print(LOCAL_NOTICE)
+        _warn_debug_output()
     return replace(
         settings,
         provider="local",
@@ -67,6 +82,12 @@ def connect(*, quiet: bool = False, local: bool | None = None) -> Settings:
         api_key=Secret(server.api_key or ""),
         model=model,
     )
+
+
+def _warn_debug_output() -> None:
+    warning = debug_output_warning()
+    if warning:
+        print(warning)
 
 
 def chat_client(*, quiet: bool = False, **kwargs: object) -> ChatClient:

@@ -55,16 +55,16 @@ TODOS: dict[str, Todo] = {
         """\
 用 requests.post 向 f"{config.base_url}/chat/completions" 发一个 POST 请求：
   * 请求头：{"Authorization": f"Bearer {config.api_key}"}
+    （config.api_key 是空的——本机的 Ollama 等不要密钥——就不发这个请求头）
   * JSON 请求体：model（config.model）、messages，以及 "stream": True；
     再加上 "stream_options": {"include_usage": True}，
     OpenAI 才会在流里告诉你 token 用量
   * 关键字参数 stream=True（否则 requests 会等整个回答下载完才返回），
     以及 timeout=(CONNECT_TIMEOUT, config.timeout)
-用 try/except 接住 requests.Timeout 和 requests.ConnectionError，
-改为 raise ChatError("一句中文说明")。
-状态码不是 200 时：raise http_error(response, config)。
-Content-Type 不以 "text/event-stream" 开头时（例如一个网页）：
-也 raise ChatError(...)。最后 return response。""",
+用 try/except 接住 requests.RequestException（连不上、超时、网址不对……），
+改为 raise request_error(error, config)：它把每种情况说成一句中文。
+状态码不是 200，或者 Content-Type 不以 "text/event-stream" 开头（例如一个网页）：
+raise http_error(response, config)。最后 return response。""",
     ),
     "streaming loop": Todo(
         2,
@@ -76,6 +76,7 @@ Content-Type 不以 "text/event-stream" 开头时（例如一个网页）：
   * 否则：yield 这一块字节
 read1 在断线或超时的时候会抛出异常：用 try/except Exception as exc 接住；
 异常信息里有 "timed out" 就 raise ChatError("……秒没有发来新内容……")，
+有 "decode" 就是压缩数据（gzip）解不开，也说一句，
 否则 raise ChatError("连接在回答结束前断开了……")。
 想一想：为什么不用 response.iter_lines()？
 （提示：第 05 课，以及“靠关闭连接表示结束”的响应）""",
@@ -91,9 +92,11 @@ SSE 的规则：
   * 以 ":" 开头的行是注释（服务器的心跳，例如 ": ping"），跳过
   * "data: xxx" 把 xxx 加进当前事件的 data 行；
     "event: error" 把事件类型设为 error（冒号后面的一个空格要去掉）
-用一个 bytes 缓冲区：每块字节接到缓冲区后面，再按 b"\\n" 切开；
-最后一段还不是完整的一行，留在缓冲区里等下一块。
+每来一块字节，按 b"\\n" 切开：最后一段还不是完整的一行，留着等下一块。
 只对完整的一行 .decode("utf-8")：一个汉字占 3 个字节，可能被切在两块之间。
+一行可能很长（几 MB，分成几百块到达）：只切新来的这一块，把没结束的那一行的
+各块放进一个列表，行结束时再 b"".join(...)；每块都 buffer += piece 再切整个
+buffer，会把越来越长的一行复制几百遍。
 不要用 response.text、response.encoding 或 iter_lines(decode_unicode=True)：
 中文会变成乱码。""",
     ),
@@ -106,13 +109,17 @@ SSE 的规则：
   * event_type == "error"：
         raise ChatError("服务器在回答中途报错：" + provider_message(data))
   * 否则 chunk = json.loads(data)；
-    解析失败、不是 dict、或者 chunk 里有 "error"：也 raise ChatError(...)
-  * chunk.get("usage") 不为空：存进 reply.usage
-  * choices = chunk.get("choices")（可能是空列表）；取 choices[0] 的 delta：
-      - delta.get("reasoning_content")：screen.show("reasoning", 文字)，
+    解析失败、不是 dict、或者 chunk.get("error") 不为空：也 raise ChatError(...)
+  * usage_of(chunk) 不为空：存进 reply.usage
+  * choice = first_choice(chunk)（没有 choices 时是 {}）；
+    delta = plain_delta(choice.get("delta"))：各家服务商的不同格式都变成同一个样子，
+    里面的文字都是 str（没有就是 ""）：
+      - delta["reasoning_content"]：screen.show("reasoning", 文字)，
         并加到 reply.reasoning
-      - delta.get("content")：screen.show("answer", 文字)，并加到 reply.content
-  * choices[0].get("finish_reason") 不为空：存进 reply.finish_reason""",
+      - delta["content"]：screen.show("answer", 文字)，并加到 reply.content
+      - delta["refusal"]：screen.show("refusal", 文字)，并加到 reply.refusal
+      - delta["tool_calls"] 里的每一段：add_tool_call(reply.tool_calls, 这一段)
+  * choice.get("finish_reason") 不为空：存进 reply.finish_reason""",
     ),
 }
 

@@ -4,20 +4,22 @@
 # （本文件由 scripts/make_student_edition.py 从参考答案生成。）
 """A streaming chat program in one file: ask a question, watch the answer arrive piece by piece.
 
-    python app.py "什么是流式输出？"   # one question, one streamed answer, then exit
-    python app.py                      # a conversation; type /clear to forget it, /quit to leave
+    python app.py "什么是流式输出？"   # 问一个问题，流式显示回答，然后退出
+    python app.py                      # 多轮对话：/clear 清空，/quit 退出
 
 Ctrl-C stops an answer (what arrived stays on the screen); errors are one or two lines on stderr.
 
 Settings come from a `.env` file (found next to this file or in a folder above it) or from
 environment variables, which win over `.env`:
 
-    LLM_API_KEY    your API key (required)
+    LLM_API_KEY    your API key (not needed for a model server on your own computer)
     LLM_BASE_URL   default https://api.siliconflow.cn/v1
                    (DeepSeek: https://api.deepseek.com/v1, OpenAI: https://api.openai.com/v1)
     LLM_MODEL      default Qwen/Qwen2.5-7B-Instruct
-    LLM_TIMEOUT    seconds to wait for the next piece of the answer, default 60
-    LLM_PROVIDER   optional shortcut for LLM_BASE_URL and LLM_MODEL: siliconflow, deepseek, openai
+    LLM_TIMEOUT    seconds to wait for the next piece of the answer, default 60 (at most 3600)
+    LLM_PROVIDER   optional shortcut for LLM_BASE_URL and LLM_MODEL: siliconflow, deepseek,
+                   openai, openrouter, groq; on your own computer: ollama, lmstudio, vllm;
+                   local (the course's practice server, with LLM_BASE_URL)
 
 Only two libraries: requests (HTTP) and python-dotenv (reads `.env`).
 """
@@ -31,21 +33,42 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import requests
 from dotenv import load_dotenv
 
-# Base URL and model for each LLM_PROVIDER; LLM_BASE_URL and LLM_MODEL override them.
+
+@dataclass(frozen=True)
+class Preset:
+    """A provider's address and default model, and whether it wants an API key."""
+
+    base_url: str
+    model: str
+    needs_key: bool = True
+
+
+# LLM_PROVIDER 选其中一家；LLM_BASE_URL 和 LLM_MODEL 可以改掉它的网址和模型。
+# （和 lesson_helpers/config.py 的 PROVIDERS 是同一张表：有测试检查两者一致。）
 PRESETS = {
-    "siliconflow": ("https://api.siliconflow.cn/v1", "Qwen/Qwen2.5-7B-Instruct"),
-    "deepseek": ("https://api.deepseek.com/v1", "deepseek-chat"),
-    "openai": ("https://api.openai.com/v1", "gpt-4o-mini"),
+    "siliconflow": Preset("https://api.siliconflow.cn/v1", "Qwen/Qwen2.5-7B-Instruct"),
+    "deepseek": Preset("https://api.deepseek.com/v1", "deepseek-chat"),
+    "openai": Preset("https://api.openai.com/v1", "gpt-4o-mini"),
+    "openrouter": Preset("https://openrouter.ai/api/v1", "openai/gpt-4o-mini"),
+    "groq": Preset("https://api.groq.com/openai/v1", "llama-3.1-8b-instant"),
+    # 在你自己电脑上运行的模型服务器：不需要密钥。
+    "ollama": Preset("http://localhost:11434/v1", "qwen2.5:7b", needs_key=False),
+    "lmstudio": Preset("http://localhost:1234/v1", "qwen2.5-7b-instruct", needs_key=False),
+    "vllm": Preset("http://localhost:8000/v1", "Qwen/Qwen2.5-7B-Instruct", needs_key=False),
+    # 课程的本地练习服务器启动时才选端口：还要设置 LLM_BASE_URL。
+    "local": Preset("", "Qwen/Qwen2.5-7B-Instruct", needs_key=False),
 }
-CONNECT_TIMEOUT = 10  # seconds to wait for the server to accept the connection
+CONNECT_TIMEOUT = 10  # 等服务器接受连接的秒数
+MAX_TIMEOUT = 3600  # LLM_TIMEOUT 的上限（socket 没法等 1e10 秒）
 QUIT_COMMANDS = {"/quit", "/exit", "quit", "exit", "退出"}
 CLEAR_COMMANDS = {"/clear", "清空"}
-# app.py cannot start the course's local practice server itself (it imports nothing from the
-# course kit), so it says how to start one in another terminal.
+# app.py 不能自己启动课程的本地练习服务器（它不导入课程工具包里的任何东西），
+# 所以只告诉你怎样在另一个终端里启动。
 LOCAL_SERVER_HINT = (
     "不用密钥也能练习：另开一个终端运行 python -m lesson_helpers serve --port 8000，"
     "再设置 LLM_BASE_URL=http://127.0.0.1:8000/v1 和 LLM_API_KEY=local-practice-key。"
@@ -69,7 +92,7 @@ class ChatError(Exception):
 class Config:
     """The settings: where to send requests, with which key, for which model."""
 
-    api_key: str = field(repr=False)  # repr=False: printing a Config never shows the key
+    api_key: str = field(repr=False)  # repr=False：打印 Config 时不会显示密钥
     base_url: str
     model: str
     timeout: float
@@ -81,83 +104,195 @@ class Reply:
 
     content: str = ""
     reasoning: str = ""
+    refusal: str = ""  # OpenAI：模型拒绝回答时说的理由（代替回答）
+    tool_calls: dict[int, dict] = field(default_factory=dict)  # 模型要求调用的函数
     usage: dict | None = None
-    finish_reason: str = ""  # why the model stopped: "stop", "length", ...
-    done: bool = False  # True once "data: [DONE]" arrived
-    interrupted: bool = False  # True if the user pressed Ctrl-C
+    finish_reason: str = ""  # 模型为什么停下："stop"、"length"……
+    done: bool = False  # 收到 "data: [DONE]" 后为 True
+    interrupted: bool = False  # 用户按了 Ctrl-C 时为 True
+
+
+def read_dotenv() -> None:
+    """Copy `.env` into os.environ (variables already set win), or say why it cannot be read."""
+    try:
+        load_dotenv()
+    except UnicodeDecodeError:  # 存成了 GBK（记事本的“ANSI”）或 UTF-16（PowerShell 的 echo）
+        raise ChatError(".env 不是 UTF-8 编码：请用编辑器把它另存为 UTF-8（无 BOM）。") from None
+    except OSError as error:  # 例如没有读取权限
+        raise ChatError(f".env 读不出来（{error.strerror}）：检查这个文件的权限。") from None
+
+
+def check_base_url(base_url: str) -> None:
+    """Raise ChatError unless ``base_url`` is a web address requests can send to."""
+    parts = urlsplit(base_url)
+    try:
+        port_ok = parts.port != 0  # 端口是 "abc" 或 99999 时，.port 会抛出 ValueError
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ChatError(
+            f"LLM_BASE_URL={base_url!r} 不是网址：应当形如 https://api.siliconflow.cn/v1"
+        )
+
+
+def read_timeout() -> float:
+    """LLM_TIMEOUT in seconds: more than 0, at most MAX_TIMEOUT (default 60)."""
+    text = os.getenv("LLM_TIMEOUT", "").strip() or "60"
+    try:
+        timeout = float(text)
+    except ValueError:
+        timeout = 0
+    if not 0 < timeout <= MAX_TIMEOUT:  # "nan" 和 "inf" 也过不了这一关
+        raise ChatError(
+            f"LLM_TIMEOUT={text!r} 不对：请写 0 到 {MAX_TIMEOUT} 之间的秒数，例如 LLM_TIMEOUT=60。"
+        )
+    return timeout
 
 
 def load_config() -> Config:
     """Read the settings from `.env` and the environment, and check them."""
-    load_dotenv()  # copies .env into os.environ, without overwriting variables already set
-    # LLM_PROVIDER picks a preset (none means SiliconFlow). An unknown name is an error: guessing
-    # would send the key to a provider it was not made for.
+    read_dotenv()
+    # LLM_PROVIDER 选一个预设（不写就是硅基流动）。不认识的名字要报错：瞎猜的话，
+    # 密钥可能被发给不属于它的服务商。
     provider = os.getenv("LLM_PROVIDER", "").strip().lower() or "siliconflow"
-    if provider == "local":  # the course's practice server: app.py needs its address
-        if not os.getenv("LLM_BASE_URL", "").strip():
-            raise ChatError(f"app.py 不能自己启动本地练习服务器。\n{LOCAL_SERVER_HINT}")
-        provider = "siliconflow"  # the local server speaks SiliconFlow's format and models
     if provider not in PRESETS:
         names = ", ".join(PRESETS)
         raise ChatError(f"LLM_PROVIDER={provider!r} 无法识别：请改成 {names} 之一，或删掉这一行。")
-    preset_url, preset_model = PRESETS[provider]
+    preset = PRESETS[provider]
     api_key = os.getenv("LLM_API_KEY", "").strip()
-    base_url = (os.getenv("LLM_BASE_URL", "").strip() or preset_url).rstrip("/")
-    model = os.getenv("LLM_MODEL", "").strip() or preset_model
-    if not api_key or api_key == "your-api-key-here":  # .env.example's placeholder
+    base_url = (os.getenv("LLM_BASE_URL", "").strip() or preset.base_url).rstrip("/")
+    model = os.getenv("LLM_MODEL", "").strip() or preset.model
+    if api_key == "your-api-key-here":  # .env.example 里的占位符
+        api_key = ""
+    if not api_key and preset.needs_key:
         raise ChatError(f"{NO_KEY}\n{LOCAL_SERVER_HINT}")
-    if not api_key.isascii() or any(ch.isspace() for ch in api_key):
+    if not base_url:  # LLM_PROVIDER=local：需要练习服务器的地址
+        raise ChatError(f"app.py 不能自己启动本地练习服务器。\n{LOCAL_SERVER_HINT}")
+    if not (api_key.isascii() and api_key.isprintable()) or " " in api_key:
         raise ChatError(
             "LLM_API_KEY 里有空格或中文字符：请在 .env 里只粘贴密钥本身（不加中文引号和注释）。"
         )
-    if not base_url.startswith(("http://", "https://")):
-        raise ChatError(
-            f"LLM_BASE_URL={base_url!r} 不是网址：应当形如 https://api.siliconflow.cn/v1"
-        )
-    timeout_text = os.getenv("LLM_TIMEOUT", "").strip() or "60"
+    check_base_url(base_url)
+    return Config(api_key, base_url, model, read_timeout())
+
+
+def hide_key(text: str, key: str) -> str:
+    """``text`` with the key made unreadable (also any piece of it 12 characters long or more).
+
+    A server may send your key back (in an error message, a web page, a broken event), and what
+    the program prints can end up in a screenshot or a chat: so text from the network passes
+    through here before it is shown. Keys shorter than 8 characters ("ollama", "EMPTY") are
+    placeholders for servers that need none, not secrets: hiding them would garble answers.
+    """
+    if len(key) < 12:
+        return text.replace(key, "***") if len(key) >= 8 else text
+    pieces = {key[i : i + 12] for i in range(len(key) - 11)}
+    if not any(piece in text for piece in pieces):  # 通常都不包含：先快速检查一遍
+        return text
+    hidden = [False] * len(text)
+    for start in range(len(text) - 11):
+        if text[start : start + 12] in pieces:
+            hidden[start : start + 12] = [True] * 12
+    return "".join("*" if hide else char for char, hide in zip(text, hidden, strict=True))
+
+
+def error_body(response: requests.Response) -> str:
+    """The start of a response's body (64 KiB at most), as text: enough for an explanation.
+
+    If the body breaks off or cannot be decompressed, what arrived until then.
+    """
+    body = b""
     try:
-        timeout = float(timeout_text)
-    except ValueError:
-        timeout = 0
-    if not 0 < timeout < float("inf"):  # also rejects "nan" and "inf"
-        raise ChatError(f"LLM_TIMEOUT={timeout_text!r} 不是正数：请写秒数，例如 LLM_TIMEOUT=60。")
-    return Config(api_key, base_url, model, timeout)
+        while len(body) < 65536:
+            more = response.raw.read1(65536 - len(body), decode_content=True)
+            if not more:
+                break
+            body += more
+    except Exception:  # 半路断了（Content-Length 比实际收到的多）、gzip 坏了……
+        pass
+    response.close()
+    return body.decode("utf-8", errors="replace")
 
 
 def provider_message(text: str) -> str:
     """The provider's own error message from an error body (JSON or not), on one short line."""
-    if text.lstrip().startswith("<"):  # an HTML page, e.g. from a proxy or a campus-network login
+    if text.lstrip().startswith("<"):  # 一个 HTML 网页，例如代理或校园网登录页
         title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
         text = f"一个网页「{title.group(1).strip() if title else ''}」，不是 API 的回答"
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
-    if isinstance(body, dict):
-        error = body.get("error", body)  # OpenAI: {"error": {...}}; SiliconFlow: {"message": ...}
+    if isinstance(body, dict) and "choices" in body:  # 一个完整的回答，而不是流
+        text = "一个完整的 JSON 回答，而不是一块一块发来的事件流"
+    elif isinstance(body, dict):
+        # OpenAI、DeepSeek：{"error": {"message": ...}}；硅基流动：{"code": ..., "message": ...}
+        error = body.get("error") or body
         if isinstance(error, dict):
-            text = str(error.get("message") or error.get("msg") or error)
+            text = str(error.get("message") or error.get("msg") or error.get("detail") or text)
         else:
-            text = str(error)
+            text = str(error)  # 例如 Ollama：{"error": "model not found"}
+    elif isinstance(body, str):  # 硅基流动的密钥错误：只有一个 JSON 字符串 "Invalid token"
+        text = body
     return " ".join(text.split())[:200] or "（没有说明）"
 
 
 HTTP_HINTS = {
     400: "请求内容有误：检查 messages 和 LLM_MODEL；若是对话太长，输入 /clear 清空。",
     401: "API Key 不对：检查 .env 里的 LLM_API_KEY，以及它是否属于 LLM_BASE_URL 这家服务商。",
+    402: "账户余额不足：请到服务商网站充值。",
     403: "密钥没有权限：检查账户余额、实名认证，以及这个模型是否已开通。",
     404: "网址或模型名不对：LLM_BASE_URL 应以 /v1 结尾，LLM_MODEL 要是这家服务商提供的模型。",
-    429: "请求太频繁或额度用完了：稍等一会儿再试，或检查账户余额。",
+    429: "请求太频繁：稍等一会儿再试（免费账户每分钟能发的请求不多）。",
 }
+# 响应体说钱用完了（硅基流动 403、DeepSeek 402、OpenAI 429 insufficient_quota、
+# OpenRouter 402）：等待没用，要充值。
+NO_MONEY = re.compile(r"balance|quota|credit|余额|欠费", re.IGNORECASE)
+NO_MONEY_HINT = "账户余额或额度用完了：请到服务商网站充值，或检查套餐（等待和重试都没用）。"
+NOT_A_STREAM = "请检查 LLM_BASE_URL（应以 /v1 结尾），以及网络是否被代理或登录页拦截。"
 
 
 def http_error(response: requests.Response, config: Config) -> ChatError:
-    """A ChatError for a response whose status is not 200: the status, the reason, a hint."""
+    """A ChatError for a response that is not the event stream we asked for, with a hint.
+
+    It says what the server said (with the key hidden, should the server repeat it).
+    """
     status = response.status_code
-    message = provider_message(response.content.decode("utf-8", errors="replace"))
-    message = message.replace(config.api_key, "***")  # in case the server repeats the key
-    hint = HTTP_HINTS.get(status, "服务商那边出错了：稍后再试。" if status >= 500 else "")
-    return ChatError(f"HTTP {status}：{message}\n{hint}".strip(), fatal=status in (401, 403, 404))
+    text = hide_key(error_body(response), config.api_key)
+    # 再藏一次：JSON 里转义过的密钥，解码后才现出原形
+    message = hide_key(provider_message(text), config.api_key)
+    if status == 200:  # 一个网页，或一次性发来的整个回答：都不是我们要的
+        content_type = hide_key(response.headers.get("Content-Type", ""), config.api_key)
+        return ChatError(
+            f"服务器没有发来事件流（Content-Type: {content_type}）：{message}\n{NOT_A_STREAM}"
+        )
+    no_money = status in (402, 403, 429) and NO_MONEY.search(text) is not None
+    hint = NO_MONEY_HINT if no_money else HTTP_HINTS.get(status, "")
+    if not hint and status >= 500:
+        hint = "服务商那边出错了：稍后再试。"
+    fatal = status in (401, 402, 403, 404) or no_money
+    return ChatError(f"HTTP {status}：{message}\n{hint}".strip(), fatal=fatal)
+
+
+def request_error(error: requests.RequestException, config: Config) -> ChatError:
+    """A ChatError for a request that got no answer at all (requests raised ``error``)."""
+    if isinstance(error, requests.ReadTimeout):
+        return ChatError(f"服务器 {config.timeout:g} 秒没有回应：{SLOW}")
+    if isinstance(error, requests.TooManyRedirects):
+        return ChatError(
+            "服务器一直把请求转到别的网址（重定向循环）：请检查 LLM_BASE_URL。", fatal=True
+        )
+    if "SOCKS" in str(error):  # 设置了 ALL_PROXY=socks5://…，却没有安装 PySocks
+        return ChatError(
+            "代理设置（ALL_PROXY 等）用的是 SOCKS，但没有安装 PySocks："
+            "运行 pip install pysocks，或去掉这个代理设置。",
+            fatal=True,
+        )
+    if isinstance(error, requests.ConnectionError):  # 没有网络、地址不对、代理、TLS 出错
+        return ChatError(f"连不上 {config.base_url}：请检查网络、代理和 LLM_BASE_URL。")
+    return ChatError(
+        f"请求没能发出（{type(error).__name__}）：请检查 LLM_BASE_URL 和代理设置。", fatal=True
+    )
 
 
 def open_stream(config: Config, messages: list[dict]) -> requests.Response:
@@ -165,16 +300,16 @@ def open_stream(config: Config, messages: list[dict]) -> requests.Response:
     # TODO 1：发送流式请求（open_stream）
     # 用 requests.post 向 f"{config.base_url}/chat/completions" 发一个 POST 请求：
     #   * 请求头：{"Authorization": f"Bearer {config.api_key}"}
+    #     （config.api_key 是空的——本机的 Ollama 等不要密钥——就不发这个请求头）
     #   * JSON 请求体：model（config.model）、messages，以及 "stream": True；
     #     再加上 "stream_options": {"include_usage": True}，
     #     OpenAI 才会在流里告诉你 token 用量
     #   * 关键字参数 stream=True（否则 requests 会等整个回答下载完才返回），
     #     以及 timeout=(CONNECT_TIMEOUT, config.timeout)
-    # 用 try/except 接住 requests.Timeout 和 requests.ConnectionError，
-    # 改为 raise ChatError("一句中文说明")。
-    # 状态码不是 200 时：raise http_error(response, config)。
-    # Content-Type 不以 "text/event-stream" 开头时（例如一个网页）：
-    # 也 raise ChatError(...)。最后 return response。
+    # 用 try/except 接住 requests.RequestException（连不上、超时、网址不对……），
+    # 改为 raise request_error(error, config)：它把每种情况说成一句中文。
+    # 状态码不是 200，或者 Content-Type 不以 "text/event-stream" 开头（例如一个网页）：
+    # raise http_error(response, config)。最后 return response。
     raise NotImplementedError("TODO 1：发送流式请求（open_stream）")
 
 
@@ -187,6 +322,7 @@ def read_pieces(response: requests.Response, config: Config) -> Iterator[bytes]:
     #   * 否则：yield 这一块字节
     # read1 在断线或超时的时候会抛出异常：用 try/except Exception as exc 接住；
     # 异常信息里有 "timed out" 就 raise ChatError("……秒没有发来新内容……")，
+    # 有 "decode" 就是压缩数据（gzip）解不开，也说一句，
     # 否则 raise ChatError("连接在回答结束前断开了……")。
     # 想一想：为什么不用 response.iter_lines()？
     # （提示：第 05 课，以及“靠关闭连接表示结束”的响应）
@@ -203,12 +339,165 @@ def iter_sse_events(pieces: Iterable[bytes]) -> Iterator[tuple[str, str]]:
     #   * 以 ":" 开头的行是注释（服务器的心跳，例如 ": ping"），跳过
     #   * "data: xxx" 把 xxx 加进当前事件的 data 行；
     #     "event: error" 把事件类型设为 error（冒号后面的一个空格要去掉）
-    # 用一个 bytes 缓冲区：每块字节接到缓冲区后面，再按 b"\n" 切开；
-    # 最后一段还不是完整的一行，留在缓冲区里等下一块。
+    # 每来一块字节，按 b"\n" 切开：最后一段还不是完整的一行，留着等下一块。
     # 只对完整的一行 .decode("utf-8")：一个汉字占 3 个字节，可能被切在两块之间。
+    # 一行可能很长（几 MB，分成几百块到达）：只切新来的这一块，把没结束的那一行的
+    # 各块放进一个列表，行结束时再 b"".join(...)；每块都 buffer += piece 再切整个
+    # buffer，会把越来越长的一行复制几百遍。
     # 不要用 response.text、response.encoding 或 iter_lines(decode_unicode=True)：
     # 中文会变成乱码。
     raise NotImplementedError("TODO 3：把字节流切成一个个 SSE 事件（iter_sse_events）")
+
+
+def without_key(events: Iterable[tuple[str, str]], key: str) -> Iterator[tuple[str, str]]:
+    """The events with the key hidden in their data (see hide_key)."""
+    for event_type, text in events:
+        yield event_type, hide_key(text, key)
+
+
+# -- 读一个 chunk：把各家服务商的格式变成同一个样子 ------------------------------------
+# 各家的 chat.completion.chunk 大体一样，细节不同：思考过程叫 "reasoning_content"（DeepSeek、
+# 硅基流动）或 "reasoning"（Groq、OpenRouter、vLLM、Ollama）；"content" 是字符串，或是一串
+# 片段（Mistral）；工具调用分几段发来，有的带 "index"，有的不带。下面这些函数把它们都变成
+# 同一个样子，交给 collect_reply。
+def bad_chunk(name: str, value: object) -> ChatError:
+    """The ChatError for a chunk with a field of a type no provider sends."""
+    return ChatError(
+        f"服务器发来的数据格式不对（{name} 不该是 {type(value).__name__}），回答不完整：请重试。"
+    )
+
+
+def text_field(value: object, name: str) -> str:
+    """A text field of a chunk: a string, or "" for null (None) or a missing field."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise bad_chunk(name, value)
+    return value
+
+
+def usage_of(chunk: dict) -> dict | None:
+    """The token usage in a chunk: in "usage", or in Groq's "x_groq": {"usage": ...}."""
+    usage = chunk.get("usage")
+    groq = chunk.get("x_groq")
+    if usage is None and isinstance(groq, dict):
+        usage = groq.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        raise bad_chunk("usage", usage)
+    return usage or None
+
+
+def first_choice(chunk: dict) -> dict:
+    """The chunk's choice with index 0, or {} if it has none.
+
+    OpenAI's last chunk carries only the usage; with n > 1 the choices take turns in chunks.
+    """
+    choices = chunk.get("choices") or []
+    if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+        raise bad_chunk("choices", choices)
+    choice = next((c for c in choices if c.get("index") in (0, None)), {})
+    text_field(choice.get("finish_reason"), "finish_reason")  # 只能是字符串或 null
+    return choice
+
+
+def thinking_text(thinking: object) -> str:
+    """The text of a "thinking" part: a string, or a list of {"type": "text", "text": ...}."""
+    if not isinstance(thinking, list):
+        return text_field(thinking, "thinking")
+    if not all(isinstance(inner, dict) for inner in thinking):
+        raise bad_chunk("thinking", thinking)
+    return "".join(text_field(inner.get("text"), "thinking") for inner in thinking)
+
+
+def content_texts(content: object) -> tuple[str, str]:
+    """(answer, reasoning) in delta.content: a string, or a list of parts (Mistral).
+
+    {"type": "text", "text": ...} is answer; {"type": "thinking", "thinking": ...} is reasoning.
+    """
+    if not isinstance(content, list):
+        return text_field(content, "content"), ""
+    answer, reasoning = [], []
+    for part in content:
+        if not isinstance(part, dict):
+            raise bad_chunk("content 的一部分", part)
+        if part.get("type") == "text":
+            answer.append(text_field(part.get("text"), "content"))
+        elif part.get("type") == "thinking":
+            reasoning.append(thinking_text(part.get("thinking")))
+        # 其他片段（图片、引用）不是要打印的文字：跳过
+    return "".join(answer), "".join(reasoning)
+
+
+def tool_fragments(tool_calls: object) -> list[dict]:
+    """delta.tool_calls as a list of {"index": int or None, "id", "name", "arguments"}."""
+    if tool_calls is None:
+        return []
+    if not isinstance(tool_calls, list):
+        raise bad_chunk("tool_calls", tool_calls)
+    fragments = []
+    for call in tool_calls:
+        if not isinstance(call, dict):
+            raise bad_chunk("tool_calls 的一部分", call)
+        function = call.get("function") or {}
+        if not isinstance(function, dict):
+            raise bad_chunk("tool_calls 的 function", function)
+        index = call.get("index")
+        if index is not None and (type(index) is not int or index < 0):
+            raise bad_chunk("tool_calls 的 index", index)
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict):  # 少数服务器把参数发成一个对象
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        fragments.append(
+            {
+                "index": index,
+                "id": text_field(call.get("id"), "tool_calls 的 id"),
+                "name": text_field(function.get("name"), "tool_calls 的 name"),
+                "arguments": text_field(arguments, "tool_calls 的 arguments"),
+            }
+        )
+    return fragments
+
+
+def plain_delta(delta: object) -> dict:
+    """A choice's delta with the same fields whatever the provider sent.
+
+    {"reasoning_content": str, "content": str, "refusal": str, "tool_calls": [fragments]},
+    each text "" when the chunk has none.
+    """
+    if delta is None:
+        delta = {}
+    if not isinstance(delta, dict):
+        raise bad_chunk("delta", delta)
+    answer, thinking = content_texts(delta.get("content"))
+    reasoning = text_field(delta.get("reasoning_content"), "reasoning_content")
+    reasoning = reasoning or text_field(delta.get("reasoning"), "reasoning") or thinking
+    return {
+        "reasoning_content": reasoning,
+        "content": answer,
+        "refusal": text_field(delta.get("refusal"), "refusal"),
+        "tool_calls": tool_fragments(delta.get("tool_calls")),
+    }
+
+
+def add_tool_call(calls: dict[int, dict], fragment: dict) -> None:
+    """Add one tool-call fragment to the calls so far (keyed by their index).
+
+    A fragment with an index belongs to that call. Without one (Mistral), a fragment with a new
+    id starts the next call and one without an id continues the last. An empty id ("id": "",
+    DashScope) never replaces the real one.
+    """
+    index = fragment["index"]
+    if index is None:
+        last = max(calls, default=-1)
+        starts_a_call = last < 0 or fragment["id"] not in ("", calls[last]["id"])
+        index = last + 1 if starts_a_call else last
+    call = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+    call["id"] = call["id"] or fragment["id"]
+    call["name"] += fragment["name"]
+    call["arguments"] += fragment["arguments"]
+
+
+LABELS = {"reasoning": "[思考] ", "answer": "[回答] ", "refusal": "[拒绝] "}
 
 
 class Screen:
@@ -217,16 +506,17 @@ class Screen:
     def __init__(self) -> None:
         color = sys.stdout.isatty() and not os.getenv("NO_COLOR")
         self.dim, self.normal = ("\033[2m", "\033[0m") if color else ("", "")
-        self.part = ""  # what is being printed: "", "reasoning" or "answer"
+        self.part = ""  # 正在打印什么：""、"reasoning"、"answer" 或 "refusal"
 
     def show(self, part: str, text: str) -> None:
         if part != self.part:
-            if part == "reasoning":
-                print(f"{self.dim}[思考] ", end="")
-            elif self.part == "reasoning":
-                print(f"{self.normal}\n[回答] ", end="")
+            if self.part:  # 刚才在打印别的部分：先换行
+                print(self.normal)
+            if self.part or part != "answer":  # 一开始就是回答的话，不用加标签
+                style = self.dim if part == "reasoning" else ""
+                print(f"{style}{LABELS[part]}", end="")
             self.part = part
-        print(text, end="", flush=True)  # flush: show it now, not when a buffer fills up
+        print(text, end="", flush=True)  # flush：现在就显示，不要等缓冲区满了才显示
 
     def end(self) -> None:
         if self.part:
@@ -242,13 +532,17 @@ def collect_reply(events: Iterable[tuple[str, str]], reply: Reply, screen: Scree
     #   * event_type == "error"：
     #         raise ChatError("服务器在回答中途报错：" + provider_message(data))
     #   * 否则 chunk = json.loads(data)；
-    #     解析失败、不是 dict、或者 chunk 里有 "error"：也 raise ChatError(...)
-    #   * chunk.get("usage") 不为空：存进 reply.usage
-    #   * choices = chunk.get("choices")（可能是空列表）；取 choices[0] 的 delta：
-    #       - delta.get("reasoning_content")：screen.show("reasoning", 文字)，
+    #     解析失败、不是 dict、或者 chunk.get("error") 不为空：也 raise ChatError(...)
+    #   * usage_of(chunk) 不为空：存进 reply.usage
+    #   * choice = first_choice(chunk)（没有 choices 时是 {}）；
+    #     delta = plain_delta(choice.get("delta"))：各家服务商的不同格式都变成同一个样子，
+    #     里面的文字都是 str（没有就是 ""）：
+    #       - delta["reasoning_content"]：screen.show("reasoning", 文字)，
     #         并加到 reply.reasoning
-    #       - delta.get("content")：screen.show("answer", 文字)，并加到 reply.content
-    #   * choices[0].get("finish_reason") 不为空：存进 reply.finish_reason
+    #       - delta["content"]：screen.show("answer", 文字)，并加到 reply.content
+    #       - delta["refusal"]：screen.show("refusal", 文字)，并加到 reply.refusal
+    #       - delta["tool_calls"] 里的每一段：add_tool_call(reply.tool_calls, 这一段)
+    #   * choice.get("finish_reason") 不为空：存进 reply.finish_reason
     raise NotImplementedError("TODO 4：处理每个事件，把 delta 拼成回答（collect_reply）")
 
 
@@ -258,16 +552,16 @@ def stream_reply(config: Config, messages: list[dict]) -> Reply:
     response = None
     try:
         response = open_stream(config, messages)
-        # Both are generators: nothing is read until collect_reply asks for the next event.
+        # 两个都是生成器：collect_reply 要下一个事件时，才会去读。
         events = iter_sse_events(read_pieces(response, config))
-        collect_reply(events, reply, screen)
-    except KeyboardInterrupt:  # Ctrl-C: stop reading, keep what arrived
+        collect_reply(without_key(events, config.api_key), reply, screen)
+    except KeyboardInterrupt:  # Ctrl-C：不再读取，保留已经收到的
         reply.interrupted = True
     finally:
         screen.end()
         if response is not None:
-            response.close()  # hang up, so the server stops generating (and charging)
-    # Without [DONE] the answer is complete only if its last chunk (with finish_reason) came.
+            response.close()  # 挂断连接，服务器就不再生成（也不再计费）
+    # 没有 [DONE] 时，只有收到了最后一个 chunk（带 finish_reason），回答才算完整。
     if not (reply.done or reply.finish_reason or reply.interrupted):
         raise ChatError("连接在回答结束前断开了（没有收到 data: [DONE]），回答不完整：请重试。")
     return reply
@@ -276,22 +570,25 @@ def stream_reply(config: Config, messages: list[dict]) -> Reply:
 FINISH_NOTES = {
     "length": "回答达到了长度上限（max_tokens），后面被截掉了。",
     "content_filter": "回答被服务商的内容审核拦下了。",
-    "tool_calls": "模型想调用一个工具（tool_calls），这个程序不支持工具调用。",
+    "tool_calls": "模型想调用上面的工具（tool_calls），这个程序不会执行工具。",
+    "insufficient_system_resource": "服务商资源不足，回答被中途打断了：请稍后重试。",  # DeepSeek
 }
 
 
 def print_usage(reply: Reply) -> None:
-    """After an answer: why it ended, if that is unusual, then the tokens it used."""
-    if reply.finish_reason in FINISH_NOTES:
-        print(f"[注意] {FINISH_NOTES[reply.finish_reason]}")
+    """After an answer: the tool calls, why it ended (if unusual), then the tokens it used."""
+    for _, call in sorted(reply.tool_calls.items()):
+        print(f"[工具调用] {call['name']}({call['arguments']})")
+    if reply.finish_reason not in ("", "stop"):
+        reason = reply.finish_reason
+        print(f"[注意] {FINISH_NOTES.get(reason, f'回答结束的原因是 {reason[:80]!r}。')}")
     if reply.interrupted:
         print("（已停止：上面是停止前收到的部分回答）", file=sys.stderr)
     elif reply.usage:
-        u = reply.usage
-        print(
-            f"[用量] 提问 {u.get('prompt_tokens')} + 回答 {u.get('completion_tokens')}"
-            f" = {u.get('total_tokens')} tokens"
-        )
+        names = ("prompt_tokens", "completion_tokens", "total_tokens")
+        counts = [reply.usage.get(name) for name in names]
+        prompt, completion, total = (n if isinstance(n, int) else "?" for n in counts)
+        print(f"[用量] 提问 {prompt} + 回答 {completion} = {total} tokens")
     else:
         print("[用量] 服务器没有告诉我们用了多少 token")
 
@@ -306,11 +603,11 @@ def ask_once(config: Config, question: str) -> int:
 def chat_loop(config: Config) -> int:
     """A conversation: every question is sent together with all the turns before it."""
     print(f"和 {config.model} 对话（{config.base_url}）。/clear 清空对话，/quit 退出。")
-    messages: list[dict] = []  # the history: the model remembers only what we send again
+    messages: list[dict] = []  # 对话历史：模型只“记得”我们再次发给它的内容
     while True:
         try:
             question = input("\n你> ").strip()
-        except (EOFError, KeyboardInterrupt):  # Ctrl-D (end of input) or Ctrl-C at the prompt
+        except (EOFError, KeyboardInterrupt):  # 在提示符处按 Ctrl-D（输入结束）或 Ctrl-C
             print()
             return 0
         if question in QUIT_COMMANDS:
@@ -326,11 +623,11 @@ def chat_loop(config: Config) -> int:
             reply = stream_reply(config, messages)
         except ChatError as error:
             print(f"错误：{error}", file=sys.stderr)
-            messages.pop()  # forget the failed question, so it can simply be asked again
+            messages.pop()  # 忘掉失败的问题，可以直接再问一次
             if error.fatal:
                 return 1
             continue
-        if reply.content:  # keep the answer (even a partial one) as part of the history
+        if reply.content:  # 把回答（哪怕不完整）留在对话历史里
             messages.append({"role": "assistant", "content": reply.content})
         else:
             messages.pop()
@@ -342,6 +639,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="流式对话：边生成边显示大模型的回答。")
     parser.add_argument("question", nargs="*", help="要问的问题；不写就进入多轮对话")
     args = parser.parse_args(argv)
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # 终端显示不了的字符变成 "?"，而不是报错
+            stream.reconfigure(errors="replace")
     try:
         config = load_config()
         if args.question:
@@ -350,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     except ChatError as error:
         print(f"错误：{error}", file=sys.stderr)
         return 1
-    except NotImplementedError as error:  # the student edition, before its TODOs are done
+    except NotImplementedError as error:  # 学生版：TODO 还没完成
         print(f"app.py 还没写完：{error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

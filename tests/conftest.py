@@ -53,3 +53,16 @@ def run_script(
         timeout=30,
         check=False,
     )
+
+
+def routed_output(capsys: pytest.CaptureFixture[str]) -> str:
+    """What a self-check printed, after checking where it went: a passing check's ✓ line on
+    stdout, a failing check's ✗ lines on stderr (where graders look), never both."""
+    captured = capsys.readouterr()
+    if captured.out.startswith("✓"):
+        assert captured.err == "", captured.err
+        assert "✗" not in captured.out, captured.out
+        return captured.out
+    assert captured.out == "", f"a failing check printed on stdout: {captured.out!r}"
+    assert captured.err.startswith("✗"), captured.err
+    return captured.err

@@ -1,27 +1,35 @@
 """app.py, the standalone streaming chat: run as a program against the real local server.
 
-Also a few in-process tests of its SSE splitting (compared with lesson_helpers' parser) and
-of what it may import. app.py itself imports nothing from the kit.
+What the local server cannot do (a body shorter than its Content-Length, bad gzip, redirect
+loops, the key sent back, other providers' stream and error shapes) comes from a small
+scripted stdlib server below. Also a few in-process tests of its SSE splitting (compared with
+lesson_helpers' parser), of hiding the key, and of what it may import. app.py itself imports
+nothing from the kit.
 """
 
 from __future__ import annotations
 
 import ast
+import http.server
 import importlib.util
+import itertools
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import run_script
+from conftest import routed_output, run_script
 
 from lesson_helpers.local_server import MODELS, LocalServer
 from lesson_helpers.local_server.replies import reply_pieces
@@ -270,7 +278,14 @@ def test_key_from_dotenv_file(tmp_path, server):
     [
         ("LLM_TIMEOUT", "soon", "LLM_TIMEOUT"),
         ("LLM_TIMEOUT", "-1", "LLM_TIMEOUT"),
+        ("LLM_TIMEOUT", "abc", "LLM_TIMEOUT"),
+        ("LLM_TIMEOUT", "nan", "LLM_TIMEOUT"),
+        ("LLM_TIMEOUT", "inf", "LLM_TIMEOUT"),
+        ("LLM_TIMEOUT", "1e10", "LLM_TIMEOUT"),  # too big for a socket: OverflowError
         ("LLM_BASE_URL", "api.siliconflow.cn/v1", "不是网址"),
+        ("LLM_BASE_URL", "http:///v1", "LLM_BASE_URL"),  # no host
+        ("LLM_BASE_URL", "http://127.0.0.1:99999/v1", "LLM_BASE_URL"),  # port out of range
+        ("LLM_BASE_URL", "http://127.0.0.1:abc/v1", "LLM_BASE_URL"),
         ("LLM_API_KEY", "fake key", "空格"),
         ("LLM_API_KEY", "“fake-key”", "中文"),
     ],
@@ -569,7 +584,7 @@ def test_trim_history_check_catches_typical_mistakes(capsys, wrong, expected):
     from lesson_helpers.checks.lesson05 import check_trim_history
 
     check_trim_history(wrong)
-    out = capsys.readouterr().out
+    out = routed_output(capsys)
     assert out.startswith("✗"), out
     assert expected in out, out
     assert "提示：" in out
@@ -579,4 +594,795 @@ def test_trim_history_check_accepts_the_reference(capsys):
     from lesson_helpers.checks.lesson05 import check_trim_history, reference_trim_history
 
     check_trim_history(reference_trim_history)
-    assert capsys.readouterr().out.startswith("✓ trim_history：6 个用例都对")
+    assert routed_output(capsys).startswith("✓ trim_history：6 个用例都对")
+
+
+# -- a scripted server for what the local server does not do ---------------------------------
+# Each test registers a "model": a function from the key the client sent (Authorization) to the
+# raw bytes of the whole HTTP response (or a list of pieces, sent with a pause between them),
+# written as they are and followed by closing the connection. So a response can lie about its
+# length, be badly compressed, redirect forever, or repeat the key anywhere.
+Respond = Callable[[str], bytes | list[bytes]]
+_scripted_models = itertools.count(1)
+
+
+class _ScriptedHandler(http.server.BaseHTTPRequestHandler):
+    server: ScriptedServer
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self.server.received.append((dict(self.headers), body))
+        key = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        respond = self.server.routes.get(body.get("model"))
+        answer = respond(key) if respond else response_bytes("404 Not Found", {})
+        for piece in [answer] if isinstance(answer, bytes) else answer:  # a list: with pauses
+            self.wfile.write(piece)
+            time.sleep(0.05)
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base's name)
+        pass
+
+
+class ScriptedServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ScriptedHandler)
+        self.routes: dict[str, Respond] = {}
+        self.received: list[tuple[dict[str, str], dict]] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+@pytest.fixture(scope="module")
+def scripted() -> Iterator[ScriptedServer]:
+    srv = ScriptedServer()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def scripted_env(srv: ScriptedServer, respond: Respond, key: str = "not-a-real-key-0000", **extra):
+    model = f"scripted-{next(_scripted_models)}"
+    srv.routes[model] = respond
+    return app_env(None, model, LLM_BASE_URL=srv.base_url, LLM_API_KEY=key, **extra)
+
+
+def response_bytes(
+    status: str,
+    body: dict | str | bytes,
+    content_type: str = "application/json",
+    headers: tuple[str, ...] = (),
+    length: int | None = None,
+) -> bytes:
+    """A whole HTTP response; ``length`` overrides Content-Length (a body cut short)."""
+    if isinstance(body, dict | list):
+        body = json.dumps(body, ensure_ascii=False)
+    data = body.encode() if isinstance(body, str) else body
+    head = [
+        f"HTTP/1.1 {status}",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {len(data) if length is None else length}",
+        "Connection: close",
+        *headers,
+    ]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + data
+
+
+def sse_bytes(*events: dict | str) -> bytes:
+    """An event stream: a dict is one ``data:`` event, a str is sent exactly as written."""
+    return b"".join(
+        f"data: {json.dumps(e, ensure_ascii=False)}\n\n".encode()
+        if isinstance(e, dict)
+        else e.encode()
+        for e in events
+    )
+
+
+def stream_response(*events: dict | str, headers: tuple[str, ...] = ()) -> bytes:
+    """HTTP 200 with an event stream that ends when the connection closes."""
+    head = ["HTTP/1.1 200 OK", "Content-Type: text/event-stream", "Connection: close", *headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + sse_bytes(*events)
+
+
+def chunk(delta: dict | None = None, finish: str | None = None, **extra: object) -> dict:
+    """A chat.completion.chunk with one choice (index 0); ``extra`` adds top-level fields."""
+    choice = {"index": 0, "delta": delta if delta is not None else {}, "finish_reason": finish}
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "test-model",
+        "choices": [choice],
+        **extra,
+    }
+
+
+def pieces_of(key: str) -> list[str]:
+    """Every 12-character piece of the key: none of them may be shown."""
+    return [key[i : i + 12] for i in range(len(key) - 11)] or [key]
+
+
+def assert_key_hidden(result: subprocess.CompletedProcess[str], key: str) -> None:
+    shown = result.stdout + result.stderr
+    leaked = [piece for piece in pieces_of(key) if piece in shown]
+    assert not leaked, shown
+
+
+HELLO = chunk({"role": "assistant", "content": "你好"})
+DONE = "data: [DONE]\n\n"
+
+
+# -- issue 16: the key stays hidden even when a server sends it back ----------------------------
+# Keys of several shapes, none of them real (and none shaped like sk-…).
+ECHOED_KEYS = [
+    "not-a-real-key-0123456789abcdef",
+    "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+    "fake.jwt-like.token_not_real_000",
+]
+
+ECHOES: dict[str, Respond] = {
+    "401 JSON": lambda key: response_bytes(
+        "401 Unauthorized", {"error": {"message": f"Invalid API key: {key}"}}
+    ),
+    "401 piece": lambda key: response_bytes(
+        "401 Unauthorized", {"error": {"message": f"key …{key[3:17]}… is not valid"}}
+    ),
+    "403 text": lambda key: response_bytes(
+        "403 Forbidden", f"key {key} may not use this model", "text/plain"
+    ),
+    "502 HTML": lambda key: response_bytes(
+        "502 Bad Gateway",
+        f"<html><head><title>Gateway refused {key}</title></head><body>{key}</body></html>",
+        "text/html",
+    ),
+    "200 HTML": lambda key: response_bytes(
+        "200 OK", f"<html><title>请登录 {key}</title></html>", "text/html; charset=utf-8"
+    ),
+    "200 JSON error": lambda key: response_bytes(
+        "200 OK", {"error": {"message": f"upstream rejected key {key}"}}
+    ),
+    "200 odd content type": lambda key: response_bytes("200 OK", "hi", f"text/plain; key={key}"),
+    "X-Request-Id": lambda key: response_bytes(
+        "500 Internal Server Error",
+        {"error": {"message": "The server had an error."}},
+        headers=(f"X-Request-Id: {key}",),
+    ),
+    "error event": lambda key: stream_response(
+        HELLO, f"event: error\ndata: upstream rejected key {key}\n\n"
+    ),
+    "error chunk": lambda key: stream_response(
+        HELLO, {"error": {"message": f"upstream rejected key {key}", "type": "server_error"}}
+    ),
+    "malformed event": lambda key: stream_response(HELLO, f'data: {{"choices": "{key}\n\n'),
+}
+
+
+@pytest.mark.parametrize("key", ECHOED_KEYS)
+@pytest.mark.parametrize("where", sorted(ECHOES))
+def test_a_key_sent_back_by_the_server_is_never_shown(scripted, where, key):
+    result = run_app(["你好"], scripted_env(scripted, ECHOES[where], key))
+    assert_clean_failure(result)
+    assert_key_hidden(result, key)
+    if "event" in where or "chunk" in where:
+        assert result.stdout.startswith("你好")  # the text that arrived before stays
+
+
+def test_a_key_in_an_answers_finish_reason_is_hidden(scripted):
+    key = ECHOED_KEYS[0]
+    respond = lambda key: stream_response(HELLO, chunk({}, finish=f"rejected-{key}"), DONE)  # noqa: E731
+    result = run_app(["你好"], scripted_env(scripted, respond, key))
+    assert result.returncode == 0, result.stderr
+    assert "[注意]" in result.stdout
+    assert_key_hidden(result, key)
+
+
+# -- issue 16: no traceback, whatever comes back ------------------------------------------------
+def _gzip(data: bytes) -> bytes:
+    packer = zlib.compressobj(wbits=31)
+    return packer.compress(data) + packer.flush(zlib.Z_SYNC_FLUSH)
+
+
+BROKEN_RESPONSES: dict[str, tuple[Respond, str]] = {
+    "error body cut short": (
+        lambda key: response_bytes(
+            "401 Unauthorized", '{"error": {"message": "Incorrect API key', length=400
+        ),
+        "HTTP 401",
+    ),
+    "error body badly gzipped": (
+        lambda key: response_bytes(
+            "401 Unauthorized", b"this is not gzip", headers=("Content-Encoding: gzip",)
+        ),
+        "HTTP 401",
+    ),
+    "redirect loop": (
+        lambda key: (
+            b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /v1/chat/completions\r\n"
+            b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+        "重定向",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_RESPONSES))
+def test_broken_responses_are_one_clear_error(scripted, case):
+    respond, says = BROKEN_RESPONSES[case]
+    result = run_app(["你好"], scripted_env(scripted, respond))
+    assert_clean_failure(result)
+    assert says in result.stderr
+    assert result.stdout == ""
+
+
+BROKEN_STREAMS: dict[str, tuple[Respond, str]] = {
+    "stream cut short of its Content-Length": (
+        lambda key: response_bytes("200 OK", sse_bytes(HELLO), "text/event-stream", length=9999),
+        "断开",
+    ),
+    "stream badly gzipped": (
+        lambda key: [
+            response_bytes(
+                "200 OK",
+                _gzip(sse_bytes(HELLO)),
+                "text/event-stream",
+                headers=("Content-Encoding: gzip",),
+                length=0,
+            ).replace(b"Content-Length: 0\r\n", b""),
+            b"\x00garbage after the good part" * 4,
+        ],
+        "解不开",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_STREAMS))
+def test_broken_streams_keep_what_arrived(scripted, case):
+    respond, says = BROKEN_STREAMS[case]
+    result = run_app(["你好"], scripted_env(scripted, respond))
+    assert_clean_failure(result)
+    assert says in result.stderr
+    assert result.stdout.startswith("你好")
+
+
+MALFORMED_CHUNKS = {
+    "choices a string": {"choices": "oops"},
+    "choices [null]": {"choices": [None]},
+    "delta a string": {"choices": [{"index": 0, "delta": "oops"}]},
+    "content a number": chunk({"content": 5}),
+    "content part a number": chunk({"content": [{"type": "text", "text": 5}]}),
+    "reasoning a list": chunk({"reasoning": ["a"]}),
+    "usage a list": chunk({"content": "！"}, usage=[1, 2]),
+    "tool_calls a string": chunk({"tool_calls": "oops"}),
+    "finish_reason a number": chunk({}, finish=7),  # type: ignore[arg-type]
+    "nested too deep": "data: " + "[" * 100_000 + "\n\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_CHUNKS))
+def test_malformed_chunks_are_one_clear_error_and_keep_the_text(scripted, case):
+    bad = MALFORMED_CHUNKS[case]
+    result = run_app(
+        ["你好"], scripted_env(scripted, lambda key: stream_response(HELLO, bad, DONE))
+    )
+    assert_clean_failure(result)
+    assert result.stdout.startswith("你好")
+    assert "[用量]" not in result.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("socks") is not None, reason="PySocks is installed")
+def test_a_socks_proxy_without_pysocks_is_one_clear_error(scripted):
+    env = scripted_env(scripted, lambda key: stream_response(HELLO, DONE))
+    for name in ("NO_PROXY", "no_proxy"):
+        env.pop(name, None)
+    env["ALL_PROXY"] = "socks5://127.0.0.1:1"
+    result = run_app(["你好"], env)
+    assert_clean_failure(result)
+    assert "PySocks" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"\xff\xfeL\x00L\x00M\x00", "UTF-8"),  # UTF-16 with a BOM (PowerShell 5's echo > .env)
+        ("# 密钥\nLLM_API_KEY=x\n".encode("gbk"), "UTF-8"),  # Notepad's "ANSI" on Chinese Windows
+    ],
+)
+def test_a_dotenv_that_is_not_utf8_is_one_clear_error(tmp_path, content, says):
+    app = tmp_path / "app.py"
+    shutil.copyfile(APP, app)
+    (tmp_path / ".env").write_bytes(content)
+    result = run_app(["你好"], app_env(None), app=app)
+    assert_clean_failure(result, max_lines=1)
+    assert ".env" in result.stderr and says in result.stderr
+
+
+class CountedPiece(bytes):
+    """A piece of the body that counts the bytes each concatenation or search goes through."""
+
+    handled = 0
+
+    def __add__(self, other: bytes) -> bytes:  # type: ignore[override]
+        CountedPiece.handled += len(self) + len(other)
+        return bytes(self) + other
+
+    def __radd__(self, other: bytes) -> bytes:
+        CountedPiece.handled += len(self) + len(other)
+        return other + bytes(self)
+
+    def split(self, *args, **kwargs) -> list[bytes]:  # type: ignore[override]
+        CountedPiece.handled += len(self)
+        return bytes(self).split(*args, **kwargs)
+
+
+def test_a_very_long_line_is_buffered_in_linear_work():
+    iter_sse_events = load_app().iter_sse_events
+    line = b"data: " + b"x" * (2 * 1024 * 1024) + b"\n\n"
+    pieces = [CountedPiece(line[i : i + 1024]) for i in range(0, len(line), 1024)]
+    CountedPiece.handled = 0
+    events = list(iter_sse_events(pieces))
+    assert events == [("message", "x" * (2 * 1024 * 1024))]
+    # Appending every piece to the unfinished line (buffer += piece) copies the line again for
+    # each piece: about 2 GiB here. Linear work touches each byte a few times.
+    assert CountedPiece.handled < 4 * len(line), CountedPiece.handled
+
+
+def test_a_multi_megabyte_answer_in_one_line_comes_out_whole(scripted):
+    text = "长" * (1024 * 1024)  # 3 MiB of UTF-8 in a single data line
+    respond = lambda key: stream_response(chunk({"content": text}), chunk({}, "stop"), DONE)  # noqa: E731
+    result = run_app(["你好"], scripted_env(scripted, respond))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == text
+
+
+# -- issue 14: the stream shapes real providers send ------------------------------------------
+# Written from the providers' documented formats (not copied from any recording).
+def usage(prompt: int, completion: int) -> dict:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def weather_call(index: int | None = 0, **fields: object) -> dict:
+    call = {"type": "function", **fields}
+    if index is not None:
+        call["index"] = index
+    return call
+
+
+SHAPES: dict[str, tuple[list[dict | str], str]] = {
+    # Groq (also OpenRouter, vLLM >= 0.10, Ollama): the thinking in delta.reasoning, and the
+    # usage in x_groq.usage of the last chunk.
+    "reasoning field, usage in x_groq": (
+        [
+            chunk({"role": "assistant", "content": "", "reasoning": "用户在"}),
+            chunk({"reasoning": "打招呼。"}),
+            chunk({"content": "你好"}),
+            chunk({"content": "！"}),
+            chunk({}, "stop", x_groq={"id": "req_test", "usage": usage(9, 6)}),
+            DONE,
+        ],
+        "[思考] 用户在打招呼。\n[回答] 你好！\n[用量] 提问 9 + 回答 6 = 15 tokens\n",
+    ),
+    # Mistral: delta.content as a list of parts; "thinking" parts hold the reasoning.
+    "content parts with thinking": (
+        [
+            chunk(
+                {
+                    "role": "assistant",
+                    "content": [{"type": "thinking", "thinking": [{"type": "text", "text": "想"}]}],
+                }
+            ),
+            chunk(
+                {
+                    "content": [
+                        {"type": "thinking", "thinking": [{"type": "text", "text": "一想。"}]}
+                    ]
+                }
+            ),
+            chunk({"content": [{"type": "text", "text": "你好"}]}),
+            chunk({"content": "！"}),
+            chunk({"content": ""}, "stop", usage=usage(8, 5)),
+            DONE,
+        ],
+        "[思考] 想一想。\n[回答] 你好！\n[用量] 提问 8 + 回答 5 = 13 tokens\n",
+    ),
+    # Mistral: whole tool calls without "index"; a new id starts the next call, a fragment
+    # without an id continues the last one.
+    "tool calls without index": (
+        [
+            chunk({"role": "assistant", "content": ""}),
+            chunk(
+                {
+                    "tool_calls": [
+                        weather_call(
+                            None,
+                            id="a1b2c3d4e",
+                            function={"name": "get_weather", "arguments": '{"city": '},
+                        )
+                    ]
+                }
+            ),
+            chunk({"tool_calls": [weather_call(None, function={"arguments": '"北京"}'})]}),
+            chunk(
+                {
+                    "tool_calls": [
+                        weather_call(
+                            None, id="f5g6h7i8j", function={"name": "get_time", "arguments": "{}"}
+                        )
+                    ]
+                }
+            ),
+            chunk({}, "tool_calls"),
+            DONE,
+        ],
+        '[工具调用] get_weather({"city": "北京"})\n[工具调用] get_time({})\n',
+    ),
+    # DashScope (Qwen): later fragments carry "id": "" (which must not replace the real id).
+    "tool call fragments with empty ids": (
+        [
+            chunk({"role": "assistant", "content": None}),
+            chunk(
+                {
+                    "tool_calls": [
+                        weather_call(
+                            0, id="call_ds_0", function={"name": "get_weather", "arguments": ""}
+                        )
+                    ]
+                }
+            ),
+            chunk({"tool_calls": [weather_call(0, id="", function={"arguments": '{"city":'})]}),
+            chunk({"tool_calls": [weather_call(0, id="", function={"arguments": ' "上海"}'})]}),
+            chunk({"content": None}, "tool_calls"),
+            DONE,
+        ],
+        '[工具调用] get_weather({"city": "上海"})\n',
+    ),
+    # Groq, xAI: a whole tool call in one delta.
+    "whole tool call in one delta": (
+        [
+            chunk(
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        weather_call(
+                            0,
+                            id="call_g_0",
+                            function={"name": "get_time", "arguments": '{"zone": "UTC"}'},
+                        )
+                    ],
+                }
+            ),
+            chunk({}, "tool_calls"),
+            DONE,
+        ],
+        '[工具调用] get_time({"zone": "UTC"})\n',
+    ),
+    # Azure: a first chunk with no choices, "role": null and "tool_calls": null in every delta,
+    # extra fields such as matched_stop and content_filter_results.
+    "nulls and extra fields": (
+        [
+            {
+                "id": "",
+                "object": "",
+                "created": 0,
+                "model": "",
+                "choices": [],
+                "prompt_filter_results": [],
+            },
+            chunk({"role": "assistant", "content": "你", "tool_calls": None, "refusal": None}),
+            chunk({"role": None, "content": "好", "tool_calls": None, "refusal": None}),
+            {
+                **chunk({"role": None, "content": None, "tool_calls": None}, "stop"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": None, "content": None, "tool_calls": None},
+                        "finish_reason": "stop",
+                        "matched_stop": 151645,
+                        "content_filter_results": {},
+                        "logprobs": None,
+                    }
+                ],
+            },
+            DONE,
+        ],
+        "你好\n[用量] 服务器没有告诉我们用了多少 token\n",
+    ),
+    # OpenAI: "obfuscation" padding and "logprobs"; the usage in a last chunk without choices.
+    "obfuscation and include_usage": (
+        [
+            chunk({"role": "assistant", "content": "", "refusal": None}, obfuscation="Qx7"),
+            chunk({"content": "你好"}, obfuscation="a"),
+            chunk({"content": "！"}, obfuscation="LmN0p"),
+            chunk({}, "stop", obfuscation="zz"),
+            {**chunk(), "choices": [], "usage": usage(7, 2), "obfuscation": "k"},
+            DONE,
+        ],
+        "你好！\n[用量] 提问 7 + 回答 2 = 9 tokens\n",
+    ),
+    # OpenAI: the model declines; the text comes in delta.refusal instead of delta.content.
+    "refusal": (
+        [
+            chunk({"role": "assistant", "content": None, "refusal": ""}),
+            chunk({"refusal": "抱歉，"}),
+            chunk({"refusal": "这个我不能帮忙。"}),
+            chunk({}, "stop"),
+            DONE,
+        ],
+        "[拒绝] 抱歉，这个我不能帮忙。\n[用量] 服务器没有告诉我们用了多少 token\n",
+    ),
+    # DeepSeek: "content": null while it reasons; the usage only in the last chunk.
+    "reasoning_content with null content": (
+        [
+            chunk({"role": "assistant", "content": None, "reasoning_content": ""}),
+            chunk({"content": None, "reasoning_content": "先想"}),
+            chunk({"content": None, "reasoning_content": "一下。"}),
+            chunk({"content": "你好", "reasoning_content": None}),
+            chunk({"content": "", "reasoning_content": None}, "stop", usage=usage(6, 4)),
+            DONE,
+        ],
+        "[思考] 先想一下。\n[回答] 你好\n[用量] 提问 6 + 回答 4 = 10 tokens\n",
+    ),
+    # n = 3: the choices' chunks take turns; only choice 0 is this program's answer.
+    "interleaved choices": (
+        [
+            *(
+                {
+                    **chunk(),
+                    "choices": [{"index": i, "delta": {"content": text}, "finish_reason": None}],
+                }
+                for text in ("你", "好")
+                for i in (2, 0, 1)
+            ),
+            *(
+                {**chunk(), "choices": [{"index": i, "delta": {}, "finish_reason": "stop"}]}
+                for i in (1, 0, 2)
+            ),
+            DONE,
+        ],
+        "你好\n[用量] 服务器没有告诉我们用了多少 token\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_stream_shapes_of_real_providers_are_shown_exactly(scripted, shape):
+    events, expected = SHAPES[shape]
+    result = run_app(["你好"], scripted_env(scripted, lambda key: stream_response(*events)))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    if "tool" in shape:  # the calls, then why the answer ended, then the usage
+        lines = result.stdout.splitlines()
+        assert result.stdout.startswith(expected), result.stdout
+        assert "[注意]" in lines[-2] and "工具" in lines[-2]
+    else:
+        assert result.stdout == expected
+
+
+@pytest.mark.parametrize(
+    ("reason", "note"),
+    [
+        ("length", "长度上限"),
+        ("content_filter", "内容审核"),
+        ("insufficient_system_resource", "资源不足"),  # DeepSeek
+        ("something_new", "something_new"),
+    ],
+)
+def test_why_an_answer_ended_is_said_when_unusual(scripted, reason, note):
+    respond = lambda key: stream_response(HELLO, chunk({}, reason), DONE)  # noqa: E731
+    result = run_app(["你好"], scripted_env(scripted, respond))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("你好\n[注意] ")
+    assert note in result.stdout.splitlines()[1]
+
+
+# -- issue 13: each provider's own error message ----------------------------------------------
+# (status, body, the message the provider gave, the hint, a hint that would be wrong here)
+QUOTA_MESSAGE = "You exceeded your current quota, please check your plan and billing details."
+PROVIDER_ERRORS = {
+    "siliconflow wrong key": (
+        "401 Unauthorized",
+        '"Invalid token"',
+        "Invalid token",
+        "LLM_API_KEY",
+        None,
+    ),
+    "siliconflow bad parameter": (
+        "400 Bad Request",
+        {"code": 20015, "message": "The parameter is invalid. Please check again.", "data": None},
+        "The parameter is invalid. Please check again.",
+        "LLM_MODEL",
+        None,
+    ),
+    "siliconflow no balance": (
+        "403 Forbidden",
+        {"code": 30001, "message": "Sorry, your account balance is insufficient", "data": None},
+        "Sorry, your account balance is insufficient",
+        "充值",
+        "实名",
+    ),
+    "siliconflow rate limit": (
+        "429 Too Many Requests",
+        {"code": 50603, "message": "Request was rejected due to rate limiting.", "data": None},
+        "Request was rejected due to rate limiting.",
+        "稍等",
+        "充值",
+    ),
+    "deepseek wrong key": (
+        "401 Unauthorized",
+        {
+            "error": {
+                "message": "Authentication Fails, Your api key: ****0000 is invalid",
+                "type": "authentication_error",
+                "param": None,
+                "code": "invalid_request_error",
+            }
+        },
+        "Authentication Fails, Your api key: ****0000 is invalid",
+        "LLM_API_KEY",
+        None,
+    ),
+    "deepseek no balance": (
+        "402 Payment Required",
+        {
+            "error": {
+                "message": "Insufficient Balance",
+                "type": "unknown_error",
+                "param": None,
+                "code": "invalid_request_error",
+            }
+        },
+        "Insufficient Balance",
+        "充值",
+        "稍等",
+    ),
+    "deepseek rate limit": (
+        "429 Too Many Requests",
+        {"error": {"message": "Rate Limit Reached", "type": "rate_limit_error", "code": None}},
+        "Rate Limit Reached",
+        "稍等",
+        "充值",
+    ),
+    "openai wrong key": (
+        "401 Unauthorized",
+        {
+            "error": {
+                "message": "Incorrect API key provided: not-a-r****0000.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+        },
+        "Incorrect API key provided: not-a-r****0000.",
+        "LLM_API_KEY",
+        None,
+    ),
+    "openai quota used up": (
+        "429 Too Many Requests",
+        {
+            "error": {
+                "message": QUOTA_MESSAGE,
+                "type": "insufficient_quota",
+                "param": None,
+                "code": "insufficient_quota",
+            }
+        },
+        QUOTA_MESSAGE,
+        "充值",
+        "稍等",
+    ),
+    "openai rate limit": (
+        "429 Too Many Requests",
+        {
+            "error": {
+                "message": "Rate limit reached for gpt-4o-mini on requests per min (RPM): Limit 3.",
+                "type": "requests",
+                "param": None,
+                "code": "rate_limit_exceeded",
+            }
+        },
+        "Rate limit reached for gpt-4o-mini on requests per min (RPM): Limit 3.",
+        "稍等",
+        "充值",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PROVIDER_ERRORS))
+def test_each_providers_own_error_message_is_shown(scripted, case):
+    status, body, message, hint, wrong_hint = PROVIDER_ERRORS[case]
+    result = run_app(["你好"], scripted_env(scripted, lambda key: response_bytes(status, body)))
+    assert_clean_failure(result)
+    first, second = error_lines(result)
+    assert first == f"错误：HTTP {status.split()[0]}：{message}"
+    assert hint in second
+    if wrong_hint:
+        assert wrong_hint not in second
+
+
+def test_money_trouble_ends_a_conversation(scripted):
+    _, body, *_ = PROVIDER_ERRORS["openai quota used up"]
+    env = scripted_env(scripted, lambda key: response_bytes("429 Too Many Requests", body))
+    result = run_app([], env, stdin="你好\n你好\n")
+    assert_clean_failure(result)
+    assert result.stderr.count("HTTP 429") == 1  # waiting or asking again cannot help
+
+
+# -- issue 14/15: provider presets ------------------------------------------------------------
+def test_provider_table_matches_the_kit():
+    from lesson_helpers.config import PROVIDERS
+
+    presets = load_app().PRESETS
+    assert set(presets) == set(PROVIDERS)
+    for name, preset in presets.items():
+        kit = PROVIDERS[name]
+        mine = (preset.base_url, preset.model, preset.needs_key)
+        assert mine == (kit.base_url, kit.model, getattr(kit, "needs_key", None)), name
+
+
+@pytest.mark.parametrize(
+    ("provider", "base_url", "model"),
+    [
+        ("openrouter", "https://openrouter.ai/api/v1", "openai/gpt-4o-mini"),
+        ("groq", "https://api.groq.com/openai/v1", "llama-3.1-8b-instant"),
+        ("ollama", "http://localhost:11434/v1", "qwen2.5:7b"),
+        ("lmstudio", "http://localhost:1234/v1", "qwen2.5-7b-instruct"),
+        ("vllm", "http://localhost:8000/v1", "Qwen/Qwen2.5-7B-Instruct"),
+    ],
+)
+def test_presets_for_hosted_and_local_model_servers(monkeypatch, provider, base_url, model):
+    module = load_app()
+    monkeypatch.setattr(module, "load_dotenv", lambda: None)
+    for name in ("LLM_BASE_URL", "LLM_MODEL", "LLM_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LLM_PROVIDER", provider)
+    monkeypatch.setenv("LLM_API_KEY", "not-a-real-key-0000")
+    config = module.load_config()
+    assert (config.base_url, config.model) == (base_url, model)
+
+
+@pytest.mark.parametrize("provider", ["ollama", "lmstudio", "vllm"])
+def test_a_model_server_on_this_computer_needs_no_key(scripted, provider):
+    respond = lambda key: stream_response(HELLO, chunk({}, "stop"), DONE)  # noqa: E731
+    env = scripted_env(scripted, respond, key="", LLM_PROVIDER=provider)
+    env.pop("LLM_API_KEY")
+    before = len(scripted.received)
+    result = run_app(["你好"], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("你好\n")
+    headers, _ = scripted.received[before]
+    assert "Authorization" not in headers  # no key: no empty "Bearer " either
+
+
+def test_a_hosted_provider_still_needs_a_key(tmp_path):
+    app = tmp_path / "app.py"
+    shutil.copyfile(APP, app)
+    result = run_app(["你好"], app_env(None, LLM_PROVIDER="groq"), app=app)
+    assert_clean_failure(result)
+    assert "LLM_API_KEY" in result.stderr
+
+
+# -- inside app.py: hiding the key ---------------------------------------------------------------
+def test_hide_key_hides_the_key_and_every_long_piece_of_it():
+    hide_key = load_app().hide_key
+    key = "not-a-real-key-0123456789abcdef"
+    assert hide_key(f"rejected {key}.", key) == "rejected " + "*" * len(key) + "."
+    piece = key[5:20]  # 15 characters from the middle
+    assert hide_key(f"key …{piece}…", key) == "key …" + "*" * len(piece) + "…"
+    assert hide_key("nothing secret here", key) == "nothing secret here"
+    assert hide_key(key[:11] + " and more", key) == key[:11] + " and more"  # 11: too short
+
+
+def test_hide_key_leaves_answers_alone_for_a_placeholder_key():
+    hide_key = load_app().hide_key
+    assert hide_key("用 ollama 在本机运行模型", "ollama") == "用 ollama 在本机运行模型"
+    assert hide_key("the key short-key is wrong", "short-key") == "the key *** is wrong"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import routed_output
 
 from lesson_helpers.checks.lesson00 import check_is_env_ignored, check_my_mask
 from lesson_helpers.checks.lesson01 import check_explain_error, check_make_request
@@ -21,7 +22,7 @@ NOTEBOOKS = ("00_setup.ipynb", "01_raw_http.ipynb")
 def run_check(check, func, capsys) -> str:
     """Run a check; like every lesson's check it returns None, so return what it printed."""
     assert check(func) is None
-    return capsys.readouterr().out
+    return routed_output(capsys)
 
 
 def passed(out: str) -> bool:
@@ -250,7 +251,7 @@ def test_make_request_failures_never_print_the_key(capsys):
     ]
     for wrong in wrongs:
         check_make_request(wrong)
-        out = capsys.readouterr().out
+        out = routed_output(capsys)
         assert "✗" in out
         assert "fake-key-for-tests" not in out
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import routed_output
 
 from lesson_helpers.checks import lesson02, lesson03
 from lesson_helpers.chunks import assemble
@@ -21,7 +22,7 @@ from lesson_helpers.sse import ServerSentEvent
 def run_check(check: Callable[[Any], None], answer: Any, capsys: pytest.CaptureFixture) -> str:
     """Run a check; return what it printed. A check returns None, so a cell shows only its print."""
     assert check(answer) is None
-    out = capsys.readouterr().out
+    out = routed_output(capsys)
     assert out.startswith(("✓", "✗")), out
     return out
 

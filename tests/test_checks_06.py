@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import routed_output
 
 from lesson_helpers.checks.lesson06 import check_backoff, check_bug_report, check_should_retry
 from lesson_helpers.errors import (
@@ -28,7 +29,7 @@ RETRYABLE = (RateLimitError, ServerError, ConnectError)
 
 def run_check(check, func, capsys) -> tuple[bool, str]:
     assert check(func) is None  # a check cell shows only the printed line
-    out = capsys.readouterr().out
+    out = routed_output(capsys)
     ok = out.startswith("✓") and "✗" not in out
     assert out.startswith("✓" if ok else "✗"), out
     assert "Traceback" not in out

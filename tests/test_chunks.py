@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lesson_helpers import seed
 from lesson_helpers.chunks import (
     ChatResult,
     Choice,
@@ -21,41 +22,16 @@ from lesson_helpers.chunks import (
     ChunkAssembler,
     ChunkError,
     ToolCall,
+    ToolCallDelta,
     assemble,
+    completion_to_chunk,
     from_completion,
 )
 
-# A SiliconFlow stream (Qwen/Qwen2.5-7B-Instruct, prompt "你好"), keys in the order it sent
-# them: usage is cumulative in every chunk, "reasoning_content" is null in every delta, and
-# the first and last deltas have empty content.
-SILICONFLOW_SSE = """\
-data: {"id":"019a8fdafd091c809cf14705cced6e75","object":"chat.completion.chunk","created":1763350084,"model":"Qwen/Qwen2.5-7B-Instruct","choices":[{"index":0,"delta":{"content":"","reasoning_content":null,"role":"assistant"},"finish_reason":null}],"system_fingerprint":"","usage":{"prompt_tokens":30,"completion_tokens":0,"total_tokens":30}}
-
-data: {"id":"019a8fdafd091c809cf14705cced6e75","object":"chat.completion.chunk","created":1763350084,"model":"Qwen/Qwen2.5-7B-Instruct","choices":[{"index":0,"delta":{"content":"你好","reasoning_content":null},"finish_reason":null}],"system_fingerprint":"","usage":{"prompt_tokens":30,"completion_tokens":1,"total_tokens":31}}
-
-data: {"id":"019a8fdafd091c809cf14705cced6e75","object":"chat.completion.chunk","created":1763350084,"model":"Qwen/Qwen2.5-7B-Instruct","choices":[{"index":0,"delta":{"content":"！","reasoning_content":null},"finish_reason":null}],"system_fingerprint":"","usage":{"prompt_tokens":30,"completion_tokens":2,"total_tokens":32}}
-
-data: {"id":"019a8fdafd091c809cf14705cced6e75","object":"chat.completion.chunk","created":1763350084,"model":"Qwen/Qwen2.5-7B-Instruct","choices":[{"index":0,"delta":{"content":"有什么","reasoning_content":null},"finish_reason":null}],"system_fingerprint":"","usage":{"prompt_tokens":30,"completion_tokens":3,"total_tokens":33}}
-
-data: {"id":"019a8fdafd091c809cf14705cced6e75","object":"chat.completion.chunk","created":1763350084,"model":"Qwen/Qwen2.5-7B-Instruct","choices":[{"index":0,"delta":{"content":"问题","reasoning_content":null},"finish_reason":null}],"system_fingerprint":"","usage":{"prompt_tokens":30,"completion_tokens":4,"total_tokens":34}}
-
-data: {"id":"019a8fdafd091c809cf14705cced6e75","object":"chat.completion.chunk","created":1763350084,"model":"Qwen/Qwen2.5-7B-Instruct","choices":[{"index":0,"delta":{"content":"或者","reasoning_content":null},"finish_reason":null}],"system_fingerprint":"","usage":{"prompt_tokens":30,"completion_tokens":5,"total_tokens":35}}
-
-data: {"id":"019a8fdafd091c809cf14705cced6e75","object":"chat.completion.chunk","created":1763350084,"model":"Qwen/Qwen2.5-7B-Instruct","choices":[{"index":0,"delta":{"content":"需要","reasoning_content":null},"finish_reason":null}],"system_fingerprint":"","usage":{"prompt_tokens":30,"completion_tokens":6,"total_tokens":36}}
-
-data: {"id":"019a8fdafd091c809cf14705cced6e75","object":"chat.completion.chunk","created":1763350084,"model":"Qwen/Qwen2.5-7B-Instruct","choices":[{"index":0,"delta":{"content":"帮助","reasoning_content":null},"finish_reason":null}],"system_fingerprint":"","usage":{"prompt_tokens":30,"completion_tokens":7,"total_tokens":37}}
-
-data: {"id":"019a8fdafd091c809cf14705cced6e75","object":"chat.completion.chunk","created":1763350084,"model":"Qwen/Qwen2.5-7B-Instruct","choices":[{"index":0,"delta":{"content":"的","reasoning_content":null},"finish_reason":null}],"system_fingerprint":"","usage":{"prompt_tokens":30,"completion_tokens":8,"total_tokens":38}}
-
-data: {"id":"019a8fdafd091c809cf14705cced6e75","object":"chat.completion.chunk","created":1763350084,"model":"Qwen/Qwen2.5-7B-Instruct","choices":[{"index":0,"delta":{"content":"吗","reasoning_content":null},"finish_reason":null}],"system_fingerprint":"","usage":{"prompt_tokens":30,"completion_tokens":9,"total_tokens":39}}
-
-data: {"id":"019a8fdafd091c809cf14705cced6e75","object":"chat.completion.chunk","created":1763350084,"model":"Qwen/Qwen2.5-7B-Instruct","choices":[{"index":0,"delta":{"content":"？","reasoning_content":null},"finish_reason":null}],"system_fingerprint":"","usage":{"prompt_tokens":30,"completion_tokens":10,"total_tokens":40}}
-
-data: {"id":"019a8fdafd091c809cf14705cced6e75","object":"chat.completion.chunk","created":1763350084,"model":"Qwen/Qwen2.5-7B-Instruct","choices":[{"index":0,"delta":{"content":"","reasoning_content":null},"finish_reason":"stop"}],"system_fingerprint":"","usage":{"prompt_tokens":30,"completion_tokens":10,"total_tokens":40}}
-
-data: [DONE]
-
-"""  # noqa: E501
+# The seed's SiliconFlow stream (Qwen/Qwen2.5-7B-Instruct, prompt "你好"), keys in the order
+# it sent them: usage is cumulative in every chunk, "reasoning_content" is null in every
+# delta, and the first and last deltas have empty content.
+SILICONFLOW_SSE = seed.stream_bytes().decode("utf-8")
 
 
 def sse_chunks(text: str) -> list[dict]:
@@ -142,6 +118,18 @@ def test_seed_stream_is_parsed_as_twelve_chunks() -> None:
     keys = ["id", "object", "created", "model", "choices", "system_fingerprint", "usage"]
     assert all(list(c) == keys for c in SEED)
     assert [c["usage"]["completion_tokens"] for c in SEED] == [0, *range(1, 11), 10]
+
+
+def test_seed_module() -> None:
+    assert seed.PROMPT == "你好"
+    assert seed.ANSWER == "".join(seed.PIECES) == SEED_ANSWER
+    assert [c["choices"][0]["delta"]["content"] for c in SEED] == ["", *seed.PIECES, ""]
+    assert seed.stream_bytes() == seed.STREAM_FILE.read_bytes()
+    assert seed.stream_bytes().endswith(b"data: [DONE]\n\n")
+    reference = seed.reference_text()
+    assert reference == seed.REFERENCE_FILE.read_text(encoding="utf-8")
+    assert "# 逻辑上的完成" in reference  # the seed's own comment, kept as it showed it
+    assert reference.count('"content": "') == len(seed.PIECES) + 2
 
 
 def test_seed_stream_assembles() -> None:
@@ -243,7 +231,15 @@ def test_reasoning_model() -> None:
 def test_two_interleaved_tool_calls() -> None:
     assembler = ChunkAssembler()
     outputs = [assembler.add(c) for c in TOOL_CALL_STREAM]
-    assert outputs[:5] == [[]] * 5  # tool call fragments are not text to display
+    # No text to display, but each chunk says what it added to which call.
+    assert outputs[:5] == [
+        [ChoiceDelta(index=0, tool_calls=[ToolCallDelta(0, "call_a", "get_weather", "")])],
+        [ChoiceDelta(index=0, tool_calls=[ToolCallDelta(1, "call_b", "get_time", "")])],
+        [ChoiceDelta(index=0, tool_calls=[ToolCallDelta(0, None, "", '{"city"')])],
+        [ChoiceDelta(index=0, tool_calls=[ToolCallDelta(1, None, "", '{"tz": "Europe/Paris"}')])],
+        [ChoiceDelta(index=0, tool_calls=[ToolCallDelta(0, None, "", ': "Paris"}')])],
+    ]
+    assert all(not d.content for out in outputs for d in out)
     result = assembler.result()
     assert result.content == ""
     assert result.finish_reason == "tool_calls"
@@ -364,7 +360,248 @@ def test_lenient_shapes_are_accepted() -> None:
     assert result.finish_reason is None
 
 
-# --- from_completion ----------------------------------------------------------------------
+# --- the shapes of issue 14 -------------------------------------------------------------------
+
+
+def test_reasoning_from_either_field_and_counted_once() -> None:
+    result = assemble(
+        [
+            chunk(choice(role="assistant", reasoning="Groq ")),  # Groq, OpenRouter, vLLM
+            chunk(choice(reasoning_content="DeepSeek ", reasoning=None)),
+            chunk(choice(reasoning="same", reasoning_content="same")),  # vLLM fills both
+            chunk(choice(reasoning_content="", reasoning=" end")),
+            chunk(choice(content="answer", reasoning=None)),
+        ]
+    )
+    assert result.reasoning_content == "Groq DeepSeek same end"
+    assert result.content == "answer"
+
+
+def test_content_as_a_list_of_parts() -> None:
+    def parts(*items: dict) -> dict:
+        return chunk(choice(content=list(items)))
+
+    def thinking(*texts: str) -> dict:
+        return {"type": "thinking", "thinking": [{"type": "text", "text": t} for t in texts]}
+
+    assembler = ChunkAssembler()
+    outputs = [
+        assembler.add(parts(thinking("Let me ", "think."))),
+        assembler.add(parts({"type": "text", "text": "Bon"}, {"type": "text", "text": "jour"})),
+        assembler.add(parts({"type": "image_url", "image_url": {"url": "x"}})),  # ignored
+        assembler.add(parts({"type": "thinking", "thinking": " More."}, {"type": "text"})),
+        assembler.add(
+            parts({"type": "reference", "reference_ids": [1]}, {"type": "text", "text": "!"})
+        ),
+        assembler.add(chunk(choice(content=" Plain."))),
+        assembler.add(parts()),
+    ]
+    assert outputs == [
+        [ChoiceDelta(index=0, reasoning_content="Let me think.")],
+        [ChoiceDelta(index=0, content="Bonjour")],
+        [],
+        [ChoiceDelta(index=0, reasoning_content=" More.")],
+        [ChoiceDelta(index=0, content="!")],
+        [ChoiceDelta(index=0, content=" Plain.")],
+        [],
+    ]
+    result = assembler.result()
+    assert (result.content, result.reasoning_content) == ("Bonjour! Plain.", "Let me think. More.")
+
+
+def test_tool_call_fragments_without_index() -> None:
+    def call(**fragment: Any) -> dict:
+        return chunk(choice(tool_calls=[fragment]))
+
+    result = assemble(
+        [
+            call(function={"arguments": "{"}),  # no call yet: it starts call 0
+            call(id="call_a", function={"name": "f"}),  # a new id: the next call (1)
+            call(function={"arguments": '"x": 1}'}),  # no id: continues the newest call
+            call(id="", function={"arguments": ""}),  # "" is no id either
+            call(id="call_b", type="function", function={"name": "g", "arguments": "{}"}),
+            call(id="call_a", function={"arguments": "!"}),  # a known id: that call
+            chunk(choice(tool_calls=[{"id": "call_c"}, {"id": "call_d"}])),  # two in one delta
+        ]
+    )
+    assert result.tool_calls == [
+        ToolCall(index=0, id=None, name="", arguments="{"),
+        ToolCall(index=1, id="call_a", name="f", arguments='"x": 1}!'),
+        ToolCall(index=2, id="call_b", name="g", arguments="{}"),
+        ToolCall(index=3, id="call_c"),
+        ToolCall(index=4, id="call_d"),
+    ]
+
+
+def test_empty_id_never_overwrites_a_real_id() -> None:
+    result = assemble(
+        [
+            chunk(choice(tool_calls=[tool(0, "", "call_real", "get_weather")])),
+            chunk(choice(tool_calls=[{**tool(0, '{"a": 1}'), "id": "", "type": "function"}])),
+            chunk(choice(tool_calls=[{"index": 1, "id": "", "function": {"name": "h"}}])),
+            chunk(choice(tool_calls=[{"index": 1, "id": "call_late", "function": {}}])),
+        ]
+    )
+    assert [(c.index, c.id, c.name, c.arguments) for c in result.tool_calls] == [
+        (0, "call_real", "get_weather", '{"a": 1}'),
+        (1, "call_late", "h", ""),  # the first non-empty id, even when it comes late
+    ]
+
+
+def test_whole_tool_call_in_one_delta_and_tool_call_deltas() -> None:
+    whole = {
+        "index": 0,
+        "id": "call_w",
+        "type": "function",
+        "function": {"name": "get_time", "arguments": '{"tz": "UTC"}'},
+    }
+    assembler = ChunkAssembler()
+    news = assembler.add(chunk(choice(role="assistant", tool_calls=[whole])))
+    assert news == [
+        ChoiceDelta(index=0, tool_calls=[ToolCallDelta(0, "call_w", "get_time", '{"tz": "UTC"}')])
+    ]
+    assert assembler.tool_calls() == [
+        ToolCall(index=0, id="call_w", name="get_time", arguments='{"tz": "UTC"}')
+    ]
+    assembler.tool_calls()[0].arguments = "changed"  # a copy
+    assert assembler.tool_calls()[0].arguments == '{"tz": "UTC"}'
+
+
+def test_refusal_is_kept() -> None:
+    assembler = ChunkAssembler()
+    outputs = [
+        assembler.add(c)
+        for c in [
+            chunk(choice(role="assistant", content=None, refusal="")),
+            chunk(choice(refusal="I can't")),
+            chunk(choice(refusal=" help with that.")),
+            chunk(choice(finish_reason="stop")),
+        ]
+    ]
+    assert outputs[1] == [ChoiceDelta(index=0, refusal="I can't")]
+    result = assembler.result()
+    assert result.refusal == assembler.refusal() == "I can't help with that."
+    assert result.choices[0].refusal == "I can't help with that."
+    assert result.content == ""
+    assert result.to_message() == {
+        "role": "assistant",
+        "content": "",
+        "refusal": "I can't help with that.",
+    }
+
+
+def test_usage_from_x_groq() -> None:
+    groq_usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5, "queue_time": 0.1}
+    result = assemble(
+        [
+            chunk(choice(content="hi"), x_groq={"id": "req_1"}),
+            chunk(choice(finish_reason="stop"), x_groq={"id": "req_1", "usage": groq_usage}),
+        ]
+    )
+    assert result.usage == groq_usage
+    # A top-level usage wins over x_groq's; an x_groq that is not an object is ignored.
+    both = assemble([chunk(usage=USAGE, x_groq={"usage": groq_usage}), chunk(x_groq="?")])
+    assert both.usage == USAGE
+
+
+def test_nulls_and_unknown_fields_are_ignored() -> None:
+    chunks = [
+        {  # Azure's prompt-filter chunk: empty id and model, created 0, object ""
+            "choices": [],
+            "created": 0,
+            "id": "",
+            "model": "",
+            "object": "",
+            "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}],
+        },
+        chunk(
+            {
+                "index": 0,
+                "delta": {"content": "a", "role": None, "tool_calls": None, "refusal": None},
+                "logprobs": {"content": [{"token": "a", "logprob": -0.1, "bytes": [97]}]},
+                "matched_stop": None,
+                "content_filter_results": {"hate": {"filtered": False}},
+            },
+            obfuscation="xY12",
+            service_tier="default",
+            error=None,
+        ),
+        chunk({"index": 0, "delta": {}, "finish_reason": "stop", "matched_stop": 100257}),
+    ]
+    result = assemble(chunks)
+    assert result.content == "a"
+    assert result.finish_reason == "stop"
+    assert (result.id, result.model, result.created) == ("chatcmpl-1", "gpt-4o-mini", 1700000000)
+
+
+def test_live_readers() -> None:
+    assembler = ChunkAssembler()
+    assert (assembler.content(), assembler.reasoning(), assembler.refusal()) == ("", "", "")
+    assert (assembler.tool_calls(), assembler.finish_reason(), assembler.usage) == ([], None, None)
+    for c in SEED[:4]:
+        assembler.add(c)
+    assert assembler.content() == "你好！有什么"
+    assert assembler.content() == "你好！有什么"  # reading twice is fine
+    for c in SEED[4:]:
+        assembler.add(c)
+    assert assembler.content() == SEED_ANSWER
+    assert assembler.finish_reason() == "stop"
+    assert assembler.content(1) == "" and assembler.finish_reason(1) is None
+    usage = assembler.usage
+    assert usage == {"prompt_tokens": 30, "completion_tokens": 10, "total_tokens": 40}
+    usage["total_tokens"] = 0  # a copy
+    assert assembler.usage["total_tokens"] == 40
+    assert assembler.result().usage is not assembler.result().usage
+
+
+def test_readers_in_another_thread_see_a_prefix_and_lose_nothing() -> None:
+    import threading
+
+    pieces = [f"{i}," for i in range(20000)]
+    assembler = ChunkAssembler()
+    seen: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            seen.append(assembler.content())
+            seen.append(assembler.result().content)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for piece in pieces:
+        assembler.add(chunk(choice(content=piece)))
+    done.set()
+    reader.join()
+    full = "".join(pieces)
+    assert assembler.content() == full == assembler.result().content
+    assert all(full.startswith(text) for text in seen)
+
+
+def test_no_recursion_error_on_deep_nesting() -> None:
+    deep: dict = {"total_tokens": 1}
+    for _ in range(5000):
+        deep = {"details": deep}
+    nested: list = []
+    for _ in range(5000):
+        nested = [nested]
+    assembler = ChunkAssembler()
+    assembler.add(chunk(choice(content="a", extra=nested), usage=deep, junk=nested))
+    thinking: Any = [{"type": "text", "text": "t"}]
+    for _ in range(5000):
+        thinking = [{"type": "thinking", "thinking": thinking}]
+    assembler.add(chunk(choice(content=thinking)))  # nested thinking parts are not read
+    result = assembler.result()
+    assert result.content == "a"
+    copied = assembler.usage
+    for _ in range(5000):
+        copied = copied["details"]
+    assert copied == {"total_tokens": 1}
+    with pytest.raises(ChunkError, match="content"):
+        assembler.add(chunk(choice(content=[nested])))
+
+
+# --- from_completion and completion_to_chunk ---------------------------------------------------
 
 
 def test_from_completion() -> None:
@@ -427,6 +664,75 @@ def test_from_completion() -> None:
     assert body["choices"][1]["message"]["tool_calls"][0].get("index") is None  # not modified
 
 
+def test_completion_to_chunk_keeps_every_message_field() -> None:
+    body = {
+        "id": "chatcmpl-3",
+        "object": "chat.completion",
+        "created": 1700000002,
+        "model": "gpt-4o",
+        "system_fingerprint": "fp_3",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "Let me check.",
+                    "reasoning": "Needs a tool.",
+                    "refusal": None,
+                    "annotations": [],
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                        }
+                    ],
+                },
+                "logprobs": None,
+                "finish_reason": "tool_calls",
+            }
+        ],
+        "usage": USAGE,
+    }
+    before = json.dumps(body)
+    one = completion_to_chunk(body)
+    assert json.dumps(body) == before  # the body is not changed
+    assert one["object"] == "chat.completion.chunk"
+    assert (one["id"], one["model"], one["created"]) == ("chatcmpl-3", "gpt-4o", 1700000002)
+    assert one["system_fingerprint"] == "fp_3"
+    assert one["usage"] == USAGE
+    delta = one["choices"][0]["delta"]
+    assert delta["content"] == "Let me check."
+    assert delta["reasoning"] == "Needs a tool."
+    assert delta["annotations"] == []
+    assert delta["tool_calls"] == [
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+            "index": 0,
+        }
+    ]
+    assert one["choices"][0]["finish_reason"] == "tool_calls"
+    assert "message" not in one["choices"][0]
+    result = from_completion(body)
+    assert result == assemble([one])
+    assert result.tool_calls == [
+        ToolCall(index=0, id="call_1", name="get_weather", arguments='{"city": "Oslo"}')
+    ]
+    assert result.reasoning_content == "Needs a tool."
+    assert result.system_fingerprint == "fp_3"
+    news = ChunkAssembler().add(one)
+    assert news[0].tool_calls == [ToolCallDelta(0, "call_1", "get_weather", '{"city": "Oslo"}')]
+
+
+def test_completion_to_chunk_refusal_and_missing_choice_index() -> None:
+    body = {"choices": [{"message": {"role": "assistant", "content": None, "refusal": "No."}}]}
+    result = from_completion(body)
+    assert result.refusal == "No."
+    assert completion_to_chunk(body)["choices"][0]["index"] == 0
+
+
 def test_from_completion_matches_the_streamed_result() -> None:
     body = {
         "id": SEED[0]["id"],
@@ -486,7 +792,12 @@ MALFORMED = [
     ({"choices": [{"index": 0, "delta": {"role": 1}}]}, "choices[0].delta.role"),
     ({"choices": [{"index": 0, "finish_reason": 0}]}, "choices[0].finish_reason"),
     ({"choices": [{"index": 0, "delta": {"tool_calls": {}}}]}, "delta.tool_calls"),
-    ({"choices": [{"index": 0, "delta": {"tool_calls": [{}]}}]}, "tool_calls[0].index"),
+    ({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": -1}]}}]}, "tool_calls[0].index"),
+    (
+        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": "0"}]}}]},
+        "tool_calls[0].index",
+    ),
+    ({"choices": [{"index": 0, "delta": {"tool_calls": [{"id": 5}]}}]}, "tool_calls[0].id"),
     ({"choices": [{"index": 0, "delta": {"tool_calls": [1]}}]}, "tool_calls[0] must be"),
     (
         {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": "f"}]}}]},
@@ -505,6 +816,23 @@ MALFORMED = [
     ({"created": True}, "chunk.created"),
     ({"id": 7}, "chunk.id"),
     ({"model": False}, "chunk.model"),
+    # The shapes of issue 14, gone wrong:
+    ({"choices": [{"index": 0, "delta": {"reasoning": 1}}]}, "choices[0].delta.reasoning"),
+    ({"choices": [{"index": 0, "delta": {"refusal": []}}]}, "choices[0].delta.refusal"),
+    ({"choices": [{"index": 0, "delta": {"content": {"type": "text"}}}]}, "delta.content"),
+    (
+        {"choices": [{"index": 0, "delta": {"content": [{"type": "text", "text": 1}]}}]},
+        "choices[0].delta.content[0].text",
+    ),
+    (
+        {"choices": [{"index": 0, "delta": {"content": [{"type": "thinking", "thinking": 2}]}}]},
+        "choices[0].delta.content[0].thinking",
+    ),
+    (
+        {"choices": [{"index": 0, "delta": {"content": [{"type": "thinking", "thinking": [3]}]}}]},
+        "choices[0].delta.content[0].thinking[0]",
+    ),
+    ({"x_groq": {"usage": "a lot"}}, "chunk.x_groq.usage"),
 ]
 
 
@@ -625,10 +953,19 @@ fragment_shapes = shape(
     type=maybe(st.just("function")),
     function=maybe(shape(name=maybe(st.text(max_size=3)), arguments=maybe(st.text(max_size=3)))),
 )
+text_part = shape(
+    type=maybe(st.sampled_from(["text", "image_url"])), text=maybe(st.text(max_size=3))
+)
+content_parts = st.lists(
+    maybe(text_part | shape(type=st.just("thinking"), thinking=maybe(st.lists(maybe(text_part))))),
+    max_size=3,
+)
 delta_shapes = shape(
     role=maybe(st.just("assistant")),
-    content=maybe(st.text(max_size=5)),
+    content=maybe(st.text(max_size=5) | content_parts),
     reasoning_content=maybe(st.text(max_size=5)),
+    reasoning=maybe(st.text(max_size=5)),
+    refusal=maybe(st.text(max_size=5)),
     tool_calls=maybe(st.lists(maybe(fragment_shapes), max_size=3)),
 )
 choice_shapes = shape(
@@ -643,6 +980,7 @@ chunk_shapes = shape(
     created=maybe(st.integers()),
     system_fingerprint=maybe(st.text(max_size=3)),
     usage=maybe(st.dictionaries(st.sampled_from(["prompt_tokens", "total_tokens"]), st.integers())),
+    x_groq=maybe(shape(usage=maybe(st.dictionaries(st.just("total_tokens"), st.integers())))),
     choices=maybe(st.lists(maybe(choice_shapes), max_size=3)),
     error=st.none() | json_values,
 )
@@ -653,6 +991,7 @@ def assert_sane(result: ChatResult) -> None:
     assert indexes == sorted(set(indexes))
     for c in result.choices:
         assert isinstance(c.content, str) and isinstance(c.reasoning_content, str)
+        assert isinstance(c.refusal, str)
         assert [t.index for t in c.tool_calls] == sorted({t.index for t in c.tool_calls})
         assert isinstance(c.to_message(), dict)
 

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,8 +19,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from lesson_helpers import seed
+
 ROOT = Path(__file__).resolve().parent.parent
-SEED_TEXT = "你好！有什么问题或者需要帮助的吗？"
+SEED_TEXT = seed.ANSWER
 RUN_TIMEOUT = 30
 SERVE = [sys.executable, "-m", "lesson_helpers", "serve"]
 
@@ -135,11 +138,32 @@ GIT = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
 GIT += ["-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"]
 
 
-def _env_file(text: str) -> Callable[[Path, dict[str, str]], None]:
+def _env_file(text: str) -> Setup:
     def setup(cwd: Path, env: dict[str, str]) -> None:
         (cwd / ".env").write_text(text, encoding="utf-8")
 
     return setup
+
+
+def _env_above_the_project(cwd: Path, env: dict[str, str]) -> Path:
+    """A .env with a key in a folder above the project (e.g. the home folder): not used."""
+    (cwd / ".env").write_text("LLM_API_KEY=fake-key-above-the-project-0000\n", encoding="utf-8")
+    project = cwd / "homework"
+    (project / ".git").mkdir(parents=True)
+    return project
+
+
+def _env_in_the_project_root(cwd: Path, env: dict[str, str]) -> Path:
+    """Run from notebooks/ with the .env in the project root (pyproject.toml there)."""
+    (cwd / "pyproject.toml").write_text("[project]\nname = 'course'\n", encoding="utf-8")
+    (cwd / ".env").write_text("LLM_PROVIDER=local\n", encoding="utf-8")
+    (cwd / "notebooks").mkdir()
+    return cwd / "notebooks"
+
+
+def _gbk_env(cwd: Path, env: dict[str, str]) -> None:
+    (cwd / ".git").mkdir()
+    (cwd / ".env").write_bytes("# 本地练习服务器\nLLM_PROVIDER=local\n".encode("gbk"))
 
 
 def _committed_env(cwd: Path, env: dict[str, str]) -> None:
@@ -159,10 +183,10 @@ UNREACHABLE = {
     "LLM_API_KEY": "fake-key-for-tests",
     "LLM_BASE_URL": "http://127.0.0.1:9/v1",
 }
-# name -> (arguments, extra environment, setup of the fresh working folder)
-CASES: dict[
-    str, tuple[list[str], dict[str, str], Callable[[Path, dict[str, str]], None] | None]
-] = {
+# name -> (arguments, extra environment, setup of the fresh working folder; a setup may
+# return the folder to run in, e.g. a subfolder of the project it made)
+Setup = Callable[[Path, dict[str, str]], Path | None]
+CASES: dict[str, tuple[list[str], dict[str, str], Setup | None]] = {
     "doctor_no_env": (["doctor"], {}, None),
     "doctor_local_with_key": (
         ["doctor"],
@@ -174,6 +198,36 @@ CASES: dict[
     "chat_unreachable": (["chat", "你好"], UNREACHABLE, None),
     "chat_bad_provider": (["chat", "你好"], {"LLM_PROVIDER": "nonsense"}, None),
 }
+CASES.update(
+    {
+        "doctor_env_above_project": (["doctor"], {}, _env_above_the_project),
+        "doctor_env_in_project_root": (["doctor"], {}, _env_in_the_project_root),
+        "doctor_gbk_env": (["doctor"], {}, _gbk_env),
+        "doctor_ollama_not_running": (
+            ["doctor"],
+            {"LLM_PROVIDER": "ollama", "LLM_BASE_URL": "http://127.0.0.1:9/v1"},
+            None,
+        ),
+        "doctor_bad_base_url": (["doctor"], {"LLM_BASE_URL": "http:///v1"}, None),
+        "chat_timeout_overflow": (["chat", "你好"], {"LLM_TIMEOUT": "1e10"}, None),
+        "chat_invalid_url": (
+            ["chat", "你好"],
+            {**UNREACHABLE, "LLM_BASE_URL": "http://127.0.0.1:99999/v1"},
+            None,
+        ),
+        "chat_socks_proxy": (
+            ["chat", "你好"],
+            {**UNREACHABLE, "ALL_PROXY": "socks5://127.0.0.1:1080", "NO_PROXY": ""},
+            None,
+        ),
+    }
+)
+for _model in ("fault-length", "fault-content-filter", "fault-reasoning-only", "fault-tool-calls"):
+    CASES[f"chat_{_model}"] = (
+        ["chat", "你好"],
+        {"LLM_PROVIDER": "local", "LLM_MODEL": _model},
+        None,
+    )
 if HAS_GIT:
     CASES["doctor_committed_env"] = (["doctor"], {}, _committed_env)
     CASES["doctor_ignored_env"] = (["doctor"], {}, _ignored_env)
@@ -188,7 +242,7 @@ def cli(tmp_path_factory) -> dict[str, subprocess.CompletedProcess[str]]:
         cwd = tmp_path_factory.mktemp(name)
         env = clean_env(GIT_CONFIG_NOSYSTEM="1", HOME=str(cwd), **extra)
         if setup is not None:
-            setup(cwd, env)
+            cwd = setup(cwd, env) or cwd
         return run(args, cwd, env)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -222,7 +276,7 @@ def test_doctor_is_happy_with_an_ignored_untracked_env(cli):
     result = cli["doctor_ignored_env"]
     assert result.returncode == 0, result.stdout
     assert "git rm --cached" not in result.stdout
-    assert "✓ 找到 .env" in result.stdout.splitlines()
+    assert "✓ 找到 .env：.env" in result.stdout.splitlines()
 
 
 def test_doctor_with_provider_local_and_a_key_checks_the_local_server(cli):
@@ -265,4 +319,202 @@ def test_chat_with_a_bad_setting_is_one_line_on_stderr(cli):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "LLM_PROVIDER" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+# -- doctor: which .env, which preset, does it answer (issues 14, 16) ---------------------------
+def test_doctor_does_not_read_a_env_above_the_project(cli):
+    result = cli["doctor_env_above_project"]
+    assert result.returncode == 0, result.stdout
+    assert "! 没有 .env" in result.stdout
+    assert "fake-key-above" not in result.stdout and "…0000" not in result.stdout
+    assert "没有 API Key" in result.stdout
+
+
+def test_doctor_says_which_env_it_read_relative_to_the_project(cli):
+    result = cli["doctor_env_in_project_root"]
+    assert result.returncode == 0, result.stdout
+    lines = result.stdout.splitlines()
+    assert "✓ 找到 .env：.env" in lines
+    assert not any("没有 .env" in line for line in lines)
+    assert any("LLM_PROVIDER=local" in line for line in lines)
+
+
+def test_doctor_reads_a_gbk_env_and_says_so(cli):
+    result = cli["doctor_gbk_env"]
+    assert result.returncode == 0, result.stdout
+    assert any("GBK" in line and line.startswith("!") for line in result.stdout.splitlines())
+    assert "LLM_PROVIDER=local" in result.stdout
+
+
+def test_doctor_says_how_to_start_a_local_model_server(cli):
+    result = cli["doctor_ollama_not_running"]
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("✓ LLM_PROVIDER=ollama") and "不需要密钥" in line for line in lines)
+    failed = [line for line in lines if line.startswith("✗")]
+    assert len(failed) == 1 and "ollama serve" in failed[0] and "ollama pull" in failed[0]
+    assert "本地练习服务器" not in result.stdout  # it did not fall back to the practice server
+    assert "没有 API Key" not in result.stdout  # no key is needed
+
+
+def test_doctor_checks_a_local_model_server_that_answers(tmp_path):
+    from lesson_helpers.local_server import LocalServer
+
+    (tmp_path / ".git").mkdir()
+    with LocalServer(pace=0, api_key=None) as stand_in:  # answers like a vLLM without --api-key
+        env = clean_env(LLM_PROVIDER="vllm", LLM_BASE_URL=stand_in.base_url)
+        result = run(["doctor"], tmp_path, env)
+    assert result.returncode == 0, result.stdout
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("✓ LLM_PROVIDER=vllm") for line in lines)
+    assert f"✓ 服务可用：{stand_in.base_url}" in result.stdout
+    assert "✓ 模型：Qwen/Qwen2.5-7B-Instruct" in lines
+
+
+def test_doctor_warns_about_debug_output_that_prints_the_key(cli):
+    result = cli["doctor_no_env"]
+    warning = [line for line in result.stdout.splitlines() if "debuglevel" in line]
+    assert len(warning) == 1 and warning[0].startswith("!")
+    assert "%xmode Verbose" in warning[0] and "pytest -l" in warning[0]
+
+
+def test_doctor_reports_a_bad_base_url(cli):
+    result = cli["doctor_bad_base_url"]
+    assert result.returncode == 1
+    bad = [line for line in result.stdout.splitlines() if line.startswith("✗")]
+    assert len(bad) == 1 and "LLM_BASE_URL" in bad[0] and "主机名" in bad[0]
+
+
+# -- chat: why an answer ended, and nothing raw (issue 16) -------------------------------------
+@pytest.mark.parametrize(
+    ("model", "reason"),
+    [
+        ("fault-length", "finish_reason=length"),
+        ("fault-content-filter", "finish_reason=content_filter"),
+        ("fault-reasoning-only", "reasoning_content"),
+        ("fault-tool-calls", "finish_reason=tool_calls"),
+    ],
+)
+def test_chat_says_why_an_incomplete_answer_ended(cli, model, reason):
+    result = cli[f"chat_{model}"]
+    assert result.returncode == 3, result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("注意：")]
+    assert len(notes) == 1 and reason in notes[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [
+        ("chat_timeout_overflow", "LLM_TIMEOUT"),
+        ("chat_invalid_url", "LLM_BASE_URL"),
+        ("chat_socks_proxy", "PySocks"),
+    ],
+)
+def test_chat_problems_are_one_line(cli, case, says):
+    result = cli[case]
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("错误：") and says in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def _scripted_chat(action, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    from test_client import Script
+
+    with Script(action) as script:
+        env = clean_env(
+            LLM_PROVIDER="openai",
+            LLM_API_KEY="fake-key-for-tests-0000",
+            LLM_BASE_URL=script.base_url,
+            NO_PROXY="127.0.0.1",
+            **extra,
+        )
+        return run(["chat", "你好"], tmp_path, env)
+
+
+def test_chat_does_not_accept_an_empty_json_object_as_an_answer(tmp_path):
+    from test_client import json_reply
+
+    result = _scripted_chat(json_reply(200, {}), tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("错误：") and "choices" in lines[0]
+
+
+@pytest.mark.parametrize("name", ["TRUNCATED_401", "BAD_GZIP_200", "BAD_GZIP_STREAM"])
+def test_chat_with_a_broken_body_is_one_line(tmp_path, name):
+    import test_client
+
+    result = _scripted_chat(getattr(test_client, name), tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("错误："), result.stderr
+    assert "Traceback" not in result.stderr and "Error:" not in result.stderr
+
+
+def test_ctrl_c_while_waiting_for_the_reply_is_one_line(tmp_path):
+    accepted = threading.Event()
+    with socket.socket() as listener:  # accepts the request and never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+
+        def wait_for_client() -> None:
+            conn, _ = listener.accept()
+            accepted.set()
+            time.sleep(30)
+            conn.close()
+
+        threading.Thread(target=wait_for_client, daemon=True).start()
+        env = clean_env(
+            LLM_PROVIDER="openai",
+            LLM_API_KEY="fake-key-for-tests-0000",
+            LLM_BASE_URL=f"http://127.0.0.1:{port}/v1",
+            NO_PROXY="127.0.0.1",
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lesson_helpers", "chat", "你好"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert accepted.wait(20), "the chat command never connected"
+            time.sleep(0.3)  # it is now waiting for the response headers
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    lines = err.decode("utf-8").strip().splitlines()
+    assert len(lines) == 1 and "已停止" in lines[0], lines
+    assert b"Traceback" not in err and b"KeyboardInterrupt" not in err
+
+
+# -- serve: arguments (issue 16) ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["--pace", "nan"], "--pace"),
+        (["--pace", "inf"], "--pace"),
+        (["--pace", "-1"], "--pace"),
+        (["--port", "70000"], "--port"),
+        (["--port", "-5"], "--port"),
+        (["--port", "abc"], "--port"),
+    ],
+)
+def test_serve_rejects_bad_arguments_in_one_line(tmp_path, args, names):
+    result = run(["serve", *args], tmp_path, clean_env())
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("python -m lesson_helpers serve: error: argument " + names)
+    assert args[1] in lines[0]
     assert "Traceback" not in result.stderr

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from lesson_helpers import seed
+from lesson_helpers.chunks import ChoiceDelta, ChunkAssembler
 from lesson_helpers.client import ChatClient, ChatStream
 from lesson_helpers.config import Secret, Settings
 from lesson_helpers.errors import (
@@ -26,8 +28,8 @@ from lesson_helpers.errors import (
 )
 
 SEED_MODEL = "Qwen/Qwen2.5-7B-Instruct"
-SEED_TEXT = "你好！有什么问题或者需要帮助的吗？"
-SEED_PIECES = ["你好", "！", "有什么", "问题", "或者", "需要", "帮助", "的", "吗", "？"]
+SEED_TEXT = seed.ANSWER
+SEED_PIECES = list(seed.PIECES)
 HELLO = [{"role": "user", "content": "你好"}]
 WRONG_KEY = "fake-key-wrong-0000000000"
 
@@ -589,3 +591,344 @@ def test_stream_split_at_every_byte_is_reassembled(seed_stream_bytes):
         stream = client.stream(HELLO)
         assert list(stream.text()) == SEED_PIECES
     assert stream.done
+
+
+# -- one merge per chunk, text() from the assembler (issue 15) ----------------------------------
+@pytest.fixture
+def counted_merges(monkeypatch) -> list[int]:
+    """Every ChunkAssembler.add call, counted (one item per merged chunk)."""
+    calls: list[int] = []
+    real = ChunkAssembler.add
+
+    def add(self: ChunkAssembler, chunk: dict[str, Any]) -> Any:
+        calls.append(1)
+        return real(self, chunk)
+
+    monkeypatch.setattr(ChunkAssembler, "add", add)
+    return calls
+
+
+def test_each_chunk_is_merged_exactly_once(client, counted_merges):
+    stream = client.stream(HELLO)
+    assert "".join(stream.text()) == SEED_TEXT
+    assert len(counted_merges) == 12  # 12 chunks, 12 merges
+    assert stream.result.content == SEED_TEXT and stream.assembler.result().content == SEED_TEXT
+    assert len(counted_merges) == 12  # reading the result merges nothing again
+    assert stream.assembler.chunk_count == 12
+
+
+def test_iterating_chunks_merges_each_once(client, counted_merges):
+    stream = client.stream(HELLO)
+    assert len(list(stream)) == 12
+    assert len(counted_merges) == 12
+
+
+def test_text_comes_from_the_assemblers_deltas(client, monkeypatch):
+    """text() yields what the assembler says a chunk added, never re-reading the chunk dict."""
+    real = ChunkAssembler.add
+
+    def add(self: ChunkAssembler, chunk: dict[str, Any]) -> list[ChoiceDelta]:
+        news = real(self, chunk)
+        return [ChoiceDelta(index=d.index, content=f"<{d.content}>") for d in news if d.content]
+
+    monkeypatch.setattr(ChunkAssembler, "add", add)
+    pieces = list(client.stream(HELLO).text())
+    assert pieces == [f"<{p}>" for p in SEED_PIECES]
+
+
+def test_json_reply_to_a_stream_request_is_merged_once(counted_merges):
+    with Script(json_reply(200, completion())) as script:
+        stream = ChatClient(make_settings(script.base_url)).stream(HELLO)
+        assert list(stream.text()) == [SEED_TEXT]
+    assert len(counted_merges) == 1
+
+
+def test_json_reply_to_a_stream_request_keeps_tool_calls_and_fingerprint():
+    body = completion("")
+    body["system_fingerprint"] = "fp_test_0001"
+    body["choices"][0]["finish_reason"] = "tool_calls"
+    body["choices"][0]["message"] = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_0",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "北京"}'},
+            },
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_time", "arguments": "{}"},
+            },
+        ],
+    }
+    with Script(json_reply(200, body), json_reply(200, body)) as script:
+        client = ChatClient(make_settings(script.base_url))
+        streamed = client.stream(HELLO)
+        chunks = list(streamed)
+        whole = client.chat(HELLO)
+    result = streamed.result
+    assert len(chunks) == 1
+    assert result.system_fingerprint == "fp_test_0001" == whole.system_fingerprint
+    assert [(c.id, c.name, c.arguments) for c in result.tool_calls] == [
+        ("call_0", "get_weather", '{"city": "北京"}'),
+        ("call_1", "get_time", "{}"),
+    ]
+    assert result.tool_calls == whole.tool_calls
+    assert result.finish_reason == "tool_calls"
+    assert result.to_message() == whole.to_message()
+
+
+def test_a_chunk_with_error_null_is_not_an_error(seed_events):
+    events = [
+        e.replace(b'{"id"', b'{"error": null, "id"', 1) if e.startswith(b"data: {") else e
+        for e in seed_events
+    ]
+    assert events[0] != seed_events[0]
+    with Script(sse_reply(*events)) as script:
+        stream = ChatClient(make_settings(script.base_url)).stream(HELLO)
+        assert "".join(stream.text()) == SEED_TEXT
+    assert stream.done
+
+
+def test_a_malformed_chunk_says_what_is_wrong_instead_of_retry(seed_events):
+    bad = b'data: {"choices": [{"index": "zero", "delta": {"content": "x"}}]}\n\n'
+    with Script(sse_reply(*seed_events[:2], bad)) as script:
+        _, error = collect(ChatClient(make_settings(script.base_url)).stream(HELLO))
+    text = assert_one_line(error)
+    assert "请重试" not in text
+    assert "index" in text  # what is wrong
+    assert "第 3 个事件" in text
+
+
+def test_an_event_that_is_a_json_list_is_malformed_not_retry(seed_events):
+    with Script(sse_reply(*seed_events[:2], b"data: [1, 2]\n\n")) as script:
+        _, error = collect(ChatClient(make_settings(script.base_url)).stream(HELLO))
+    text = assert_one_line(error)
+    assert "请重试" not in text and "list" in text
+    assert error.partial_text == "你好"
+
+
+# -- no raw exception (issue 16) ---------------------------------------------------------------
+def raw_reply(head: bytes, body: bytes) -> Action:
+    """Exactly these bytes after the status line (headers included), then hang up."""
+
+    def act(h: BaseHTTPRequestHandler) -> None:
+        h.wfile.write(head + b"\r\n" + body)
+        h.wfile.flush()
+        h.close_connection = True
+
+    return act
+
+
+TRUNCATED_401 = raw_reply(
+    b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 500\r\nConnection: close\r\n",
+    b'{"error": {"message": "Incorrect API key provided',
+)
+BAD_GZIP_200 = raw_reply(
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+    b"Content-Length: 12\r\nConnection: close\r\n",
+    b"not gzip at ",
+)
+BAD_GZIP_STREAM = raw_reply(
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n"
+    b"Connection: close\r\n",
+    b"\x1f\x8b\x08\x00garbage that is not deflate data\n\n",
+)
+BAD_GZIP_500 = raw_reply(
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+    b"Content-Encoding: gzip\r\nContent-Length: 8\r\nConnection: close\r\n",
+    b"notgzip!",
+)
+
+
+@pytest.mark.parametrize("call", ["chat", "stream", "models"])
+def test_a_truncated_error_body_is_one_line(call):
+    with Script(TRUNCATED_401) as script:
+        client = ChatClient(make_settings(script.base_url), max_retries=0)
+        with pytest.raises(AuthError) as info:
+            if call == "models":
+                client.models()
+            else:
+                list(getattr(client, call)(HELLO))
+    text = assert_one_line(info.value)
+    assert info.value.status == 401
+    assert "没有传完整" in text
+    assert "Incorrect API key provided" in text  # what did arrive is still shown
+
+
+@pytest.mark.parametrize(
+    ("action", "call"),
+    [(BAD_GZIP_200, "chat"), (BAD_GZIP_200, "stream"), (BAD_GZIP_STREAM, "stream")],
+)
+def test_a_bad_gzip_body_is_one_line(action, call):
+    with Script(action) as script:
+        client = ChatClient(make_settings(script.base_url), max_retries=0)
+        with pytest.raises(StreamError) as info:
+            result = getattr(client, call)(HELLO)
+            list(result) if call == "stream" else None
+    text = assert_one_line(info.value)
+    assert "压缩" in text and "Content-Encoding" in text
+
+
+def test_a_bad_gzip_error_body_keeps_the_status():
+    with Script(BAD_GZIP_500) as script:
+        with pytest.raises(ServerError) as info:
+            ChatClient(make_settings(script.base_url), max_retries=0).chat(HELLO)
+    assert info.value.status == 500
+    assert "没有传完整" in assert_one_line(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [("http:///v1", "主机名"), ("http://127.0.0.1:99999/v1", "端口"), ("localhost:8000", "网址")],
+)
+def test_an_invalid_url_is_one_line_that_names_the_setting(url, says):
+    sleep = FakeSleep()
+    client = ChatClient(make_settings(url, "fake-key-for-tests"), sleep=sleep)
+    for call in (lambda: client.chat(HELLO), lambda: client.stream(HELLO), client.models):
+        with pytest.raises(LLMError) as info:
+            call()
+        text = assert_one_line(info.value)
+        assert "LLM_BASE_URL" in text and says in text
+    assert sleep.waits == []  # not retried: it cannot start working by itself
+
+
+@pytest.mark.parametrize("timeout", [1e10, float("inf"), 0.0, -1.0])
+def test_an_absurd_timeout_is_one_line_not_overflow_error(server, timeout):
+    client = ChatClient(make_settings(server.base_url, server.api_key, timeout=timeout))
+    with pytest.raises(LLMError) as info:
+        client.chat(HELLO)
+    text = assert_one_line(info.value)
+    assert "LLM_TIMEOUT" in text
+    with pytest.raises(LLMError):
+        list(client.stream(HELLO))
+
+
+def test_a_socks_proxy_without_pysocks_is_one_line(monkeypatch):
+    pytest.importorskip("requests")
+    try:
+        import socks  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("PySocks is installed here")
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALL_PROXY", "socks5://user:secret-pass@127.0.0.1:1080")
+    sleep = FakeSleep()
+    client = ChatClient(make_settings("http://127.0.0.1:9/v1", "fake-key-for-tests"), sleep=sleep)
+    with pytest.raises(ConnectError) as info:
+        client.chat(HELLO)
+    text = assert_one_line(info.value)
+    assert "ALL_PROXY" in text and "PySocks" in text and "pip install" in text
+    assert "secret-pass" not in text  # a proxy URL may hold a password: never shown
+    assert sleep.waits == []
+
+
+def test_a_key_that_cannot_go_into_a_header_is_one_line(server):
+    client = ChatClient(make_settings(server.base_url, "fake-key-ｋ-0000"))
+    with pytest.raises(LLMError) as info:
+        client.chat(HELLO)
+    text = assert_one_line(info.value)
+    assert "LLM_API_KEY" in text and "全角" in text
+
+
+@pytest.mark.parametrize("body", [{}, {"choices": []}, {"choices": None, "id": "x"}, [1, 2]])
+def test_a_json_reply_that_is_not_a_completion_is_not_an_empty_answer(body):
+    with Script(json_reply(200, body), json_reply(200, body)) as script:
+        client = ChatClient(make_settings(script.base_url))
+        with pytest.raises(StreamError) as info:
+            list(client.stream(HELLO))
+        assert "请重试" not in assert_one_line(info.value)
+        with pytest.raises(StreamError) as info:
+            client.chat(HELLO)
+    assert "不是完整的对话结果" in assert_one_line(info.value)
+
+
+def test_an_error_null_completion_is_an_answer():
+    body = {**completion(), "error": None}
+    with Script(json_reply(200, body), json_reply(200, body)) as script:
+        client = ChatClient(make_settings(script.base_url))
+        assert client.chat(HELLO).content == SEED_TEXT
+        assert "".join(client.stream(HELLO).text()) == SEED_TEXT
+
+
+def test_a_redirect_loop_is_one_line():
+    def loop(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(307)
+        h.send_header("Location", h.path)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    with Script(*[loop] * 40) as script:
+        with pytest.raises(LLMError) as info:
+            ChatClient(make_settings(script.base_url), max_retries=0).chat(HELLO)
+    assert "重定向" in assert_one_line(info.value)
+
+
+def test_errors_show_one_line_in_ipython():
+    error = AuthError(status=401, provider_message="Incorrect API key provided.")
+    assert error._render_traceback_() == [f"AuthError: {error}"]
+
+
+def test_deeply_nested_json_is_one_line_not_recursion_error(seed_events):
+    deep = b"data: " + b"[" * 100_000 + b"\n\n"
+    with Script(sse_reply(*seed_events[:2], deep), json_reply(200, "[" * 100_000)) as script:
+        client = ChatClient(make_settings(script.base_url), max_retries=0)
+        _, error = collect(client.stream(HELLO))
+        assert "JSON" in assert_one_line(error) and error.partial_text == "你好"
+        with pytest.raises(StreamError) as info:
+            client.chat(HELLO)
+    assert "JSON" in assert_one_line(info.value)
+
+
+def test_a_local_preset_that_is_not_running_says_how_to_start_it():
+    settings = Settings(
+        api_key=Secret(""),
+        base_url="http://127.0.0.1:9/v1",
+        model="qwen2.5:7b",
+        timeout=5,
+        connect_timeout=5,
+        provider="ollama",
+    )
+    with pytest.raises(ConnectError) as info:
+        ChatClient(settings, max_retries=0).chat(HELLO)
+    text = assert_one_line(info.value)
+    assert "Ollama" in text and "ollama serve" in text and "ollama pull qwen2.5:7b" in text
+
+
+def test_a_line_over_the_parsers_limit_is_one_line_keeping_the_text(seed_events, monkeypatch):
+    from lesson_helpers import client as client_module
+    from lesson_helpers.sse import SSEParser
+
+    monkeypatch.setattr(client_module, "SSEParser", lambda: SSEParser(max_size=4096))
+    huge = b"data: " + b"x" * 10_000  # no line end: a server that never ends its line
+    with Script(sse_reply(*seed_events[:3], huge)) as script:
+        pieces, error = collect(ChatClient(make_settings(script.base_url)).stream(HELLO))
+    assert type(error) is StreamError
+    text = assert_one_line(error)
+    assert "太长" in text and "上限" in text
+    assert pieces == ["你好", "！"] and error.partial_text == "你好！"
+
+
+def test_text_of_a_stream_whose_content_comes_as_parts(seed_events):
+    """Mistral sends content as a list of parts: text() still yields plain text pieces."""
+
+    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        body = {"id": "m1", "model": "mistral", "choices": [{"index": 0, "delta": delta}]}
+        body["choices"][0]["finish_reason"] = finish
+        return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
+
+    events = [
+        event({"role": "assistant", "content": [{"type": "text", "text": "你好"}]}),
+        event({"content": [{"type": "text", "text": "！"}]}),
+        event({"content": ""}, "stop"),
+        b"data: [DONE]\n\n",
+    ]
+    with Script(sse_reply(*events)) as script:
+        stream = ChatClient(make_settings(script.base_url)).stream(HELLO)
+        assert list(stream.text()) == ["你好", "！"]
+    assert stream.result.content == "你好！"

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import codecs
 import logging
 import pickle
 import shutil
+import traceback
 from pathlib import Path
 
 import pytest
 
+from lesson_helpers import config
 from lesson_helpers.config import (
     PROVIDERS,
     ConfigError,
     Secret,
     Settings,
+    find_env_file,
     load_settings,
     mask_key,
+    project_root,
+    read_env_text,
+    relative_to_project,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -354,3 +361,212 @@ def test_settings_repr_and_str_hide_the_key(tmp_path, monkeypatch):
     assert "fake-…6789" in str(settings)
     assert "siliconflow" in str(settings)
     assert settings.auth_headers() == {"Authorization": f"Bearer {FAKE_KEY}"}
+
+
+# -- provider presets (issue 14) -------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("provider", "base_url", "needs_key"),
+    [
+        ("openrouter", "https://openrouter.ai/api/v1", True),
+        ("groq", "https://api.groq.com/openai/v1", True),
+        ("ollama", "http://localhost:11434/v1", False),
+        ("lmstudio", "http://localhost:1234/v1", False),
+        ("vllm", "http://localhost:8000/v1", False),
+        ("local", "", False),
+        ("siliconflow", "https://api.siliconflow.cn/v1", True),
+    ],
+)
+def test_more_presets(tmp_path, monkeypatch, provider, base_url, needs_key):
+    monkeypatch.setenv("LLM_PROVIDER", provider)
+    settings = load_settings(env_file=tmp_path / "none.env")
+    assert settings.base_url == base_url
+    assert settings.model == PROVIDERS[provider].model and settings.model
+    assert PROVIDERS[provider].needs_key is needs_key
+    assert settings.needs_key is needs_key
+    assert not settings.has_key
+    assert settings.is_local == (provider == "local")  # a real model on this machine is not
+
+
+def test_every_preset_has_a_label_and_local_ones_say_how_to_start():
+    for name, preset in PROVIDERS.items():
+        assert preset.name == name and preset.label
+        if not preset.needs_key and name != "local":
+            assert preset.start_hint and preset.base_url.startswith("http://localhost:")
+        if preset.needs_key:
+            assert preset.key_page.startswith("https://")
+
+
+# -- .env encodings (issue 16) -----------------------------------------------------------------
+ENV_TEXT = (
+    f"# 课程的密钥（不要提交）\nLLM_PROVIDER=deepseek\nLLM_API_KEY={FAKE_KEY}\nLLM_MODEL=模型甲\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("encoded", "encoding"),
+    [
+        (ENV_TEXT.encode("utf-8"), "utf-8"),
+        (codecs.BOM_UTF8 + ENV_TEXT.encode("utf-8"), "utf-8-sig"),
+        (ENV_TEXT.encode("gbk"), "gbk"),  # Notepad's "ANSI" on Chinese Windows
+        # PowerShell 5: echo ... > .env writes UTF-16 LE with a BOM and CRLF line ends
+        (ENV_TEXT.replace("\n", "\r\n").encode("utf-16"), "utf-16"),
+        (codecs.BOM_UTF16_BE + ENV_TEXT.encode("utf-16-be"), "utf-16"),
+        (
+            ENV_TEXT.replace("模型甲", "m")
+            .replace("课程的密钥（不要提交）", "k")
+            .encode("utf-16-le"),
+            "utf-16-le",
+        ),
+    ],
+)
+def test_env_file_in_any_common_encoding_is_read(tmp_path, encoded, encoding):
+    path = tmp_path / ".env"
+    path.write_bytes(encoded)
+    settings = load_settings(env_file=path)
+    assert settings.provider == "deepseek"
+    assert settings.api_key.reveal() == FAKE_KEY
+    assert settings.model in ("模型甲", "m")
+    assert settings.env_encoding == encoding
+    assert read_env_text(path) == (encoded.decode(encoding), encoding)
+
+
+def test_a_bad_value_in_a_gbk_env_says_which_encoding_was_assumed(tmp_path):
+    path = tmp_path / ".env"
+    path.write_bytes(f"LLM_API_KEY=“{FAKE_KEY}”\n".encode("gbk"))
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=path)
+    text = assert_one_line(info.value)
+    assert "中文引号" in text and "GBK" in text
+    path.write_text(f"LLM_API_KEY=“{FAKE_KEY}”\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=path)
+    assert "GBK" not in str(info.value)  # UTF-8: nothing was guessed
+
+
+def test_env_file_in_no_known_encoding_is_one_line(tmp_path):
+    path = tmp_path / ".env"
+    path.write_bytes(b"LLM_MODEL=\xff\xfe\xfd\x80\x80\x80\n")  # neither UTF-8 nor GBK
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=path)
+    text = assert_one_line(info.value)
+    assert ".env" in text and "UTF-8" in text
+
+
+def test_unreadable_env_file_is_one_line(tmp_path, monkeypatch):
+    path = write_env(tmp_path, f"LLM_API_KEY={FAKE_KEY}\n")
+    real = Path.read_bytes
+
+    def refuse(self: Path) -> bytes:
+        if self.name == ".env":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)  # chmod 000 does not stop root
+    for found in (path, None):  # given explicitly, and found in the current folder
+        with pytest.raises(ConfigError) as info:
+            load_settings(env_file=found)
+        text = assert_one_line(info.value)
+        assert "权限" in text and ".env" in text
+        assert str(tmp_path) not in text  # the path is shown relative, never the home folder
+        shown = "".join(traceback.format_exception(info.value))
+        assert "PermissionError" not in shown  # no chained traceback under the line
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        (FAKE_KEY[:6] + "ｋ" + FAKE_KEY[7:], "全角"),  # a full-width letter
+        (f"“{FAKE_KEY}”", "中文引号"),
+        (f"{FAKE_KEY[:10]}\u200b{FAKE_KEY[10:]}", "零宽"),  # zero-width space, pasted from the web
+        (f"{FAKE_KEY[:10]}\x07{FAKE_KEY[10:]}", "控制字符"),
+        (f"{FAKE_KEY} extra", "空格"),
+    ],
+)
+def test_bad_characters_in_the_key_are_named_in_one_line(tmp_path, bad, says):
+    path = tmp_path / ".env"
+    path.write_text(f"LLM_API_KEY={bad}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=path)
+    text = assert_one_line(info.value)
+    assert "LLM_API_KEY" in text and says in text
+    assert FAKE_KEY[:12] not in text and FAKE_KEY[-12:] not in text
+    assert FAKE_KEY[-12:] not in repr(info.value)
+
+
+@pytest.mark.parametrize("value", ["1e10", "inf", "86401", "-inf"])
+def test_absurd_timeouts_are_config_errors(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("LLM_TIMEOUT", value)
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=tmp_path / "none.env")
+    text = assert_one_line(info.value)
+    assert "LLM_TIMEOUT" in text and repr(value) in text
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http:///v1", "主机名"),
+        ("http://127.0.0.1:99999/v1", "端口"),
+        ("http://127.0.0.1:abc/v1", "端口"),
+        ("https://api.siliconflow.cn /v1", "空格"),
+        ("https：//api.siliconflow.cn/v1", "不是网址"),  # a full-width colon
+    ],
+)
+def test_invalid_base_urls_are_config_errors(tmp_path, monkeypatch, url, says):
+    monkeypatch.setenv("LLM_BASE_URL", url)
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=tmp_path / "none.env")
+    text = assert_one_line(info.value)
+    assert "LLM_BASE_URL" in text and says in text
+
+
+def test_config_error_shows_one_line_in_ipython():
+    error = ConfigError("LLM_TIMEOUT='abc' 不是正数：请写秒数，例如 LLM_TIMEOUT=60。")
+    assert error._render_traceback_() == [f"ConfigError: {error}"]
+
+
+# -- where .env is looked for (issue 16) -------------------------------------------------------
+def test_env_file_is_found_up_to_the_project_root(tmp_path, monkeypatch):
+    project = tmp_path / "course"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\nname='x'\n", encoding="utf-8")
+    write_env(project, "LLM_MODEL=from-project\n")
+    monkeypatch.chdir(project / "notebooks")
+    settings = load_settings()
+    assert settings.model == "from-project"
+    assert Path(settings.env_file).resolve() == (project / ".env").resolve()
+    assert find_env_file() == (project / ".env").absolute()
+    assert project_root() == project.absolute()
+
+
+def test_env_file_above_the_repository_root_is_not_used(tmp_path, monkeypatch):
+    write_env(
+        tmp_path, f"LLM_API_KEY={FAKE_KEY}\nLLM_MODEL=from-above\n"
+    )  # e.g. in the home folder
+    repo = tmp_path / "homework"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "src").mkdir()
+    monkeypatch.chdir(repo / "src")
+    settings = load_settings()
+    assert settings.env_file is None
+    assert not settings.has_key
+    assert settings.model != "from-above"
+    assert find_env_file() is None
+
+
+def test_without_a_project_only_the_current_folder_counts(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "ROOT_MARKERS", (".no-such-marker-for-tests",))
+    write_env(tmp_path, "LLM_MODEL=from-parent\n")
+    (tmp_path / "child").mkdir()
+    monkeypatch.chdir(tmp_path / "child")
+    assert project_root() is None
+    assert load_settings().env_file is None
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().model == "from-parent"
+
+
+def test_env_file_path_is_shown_relative_to_the_project(tmp_path):
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "a").mkdir()
+    assert relative_to_project(tmp_path / "a" / ".env") == "a/.env"
+    assert relative_to_project(tmp_path / ".env") == ".env"

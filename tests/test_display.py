@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from conftest import routed_output
 
 from lesson_helpers.checks import lesson04
 from lesson_helpers.client import ChatClient
@@ -419,7 +420,7 @@ def _walk(widget):
 
 def _check(fn, capsys) -> str:
     assert lesson04.check_throttle(fn) is None
-    out = capsys.readouterr().out
+    out = routed_output(capsys)
     assert out.count("\n") == 1, out  # exactly one line: ✓ or ✗
     return out
 

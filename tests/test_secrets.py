@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -27,6 +28,7 @@ from lesson_helpers.errors import (
     LLMError,
     RequestTimeout,
     StreamError,
+    StreamRedactor,
     redact,
 )
 
@@ -367,3 +369,214 @@ def test_notebook_outputs_have_no_absolute_paths_or_keys():
 )
 def test_absolute_path_pattern(text, leaks):
     assert bool(ABSOLUTE_PATH.search(text)) is leaks
+
+
+# -- a server that sends the exact key back, whatever the key looks like (issue 16) ------------
+# Fake values only, none shaped like sk-…: keys of other providers and gateways look like this.
+ODD_KEYS = [
+    "not-a-real-key-a1b2c3d4e5f6",
+    "FAKEKEY000011112222333344445555",
+    "fake.key/with+slash=and.dots000",
+    "00000000-fake-4000-8000-000000000000",
+]
+
+
+def odd_settings(base_url: str, key: str, timeout: float = 10.0) -> Settings:
+    return Settings(
+        api_key=Secret(key),
+        base_url=base_url,
+        model=SEED_MODEL,
+        timeout=timeout,
+        connect_timeout=5.0,
+        provider="openai",
+    )
+
+
+def full_reply(
+    status: int, body: str, content_type: str = "application/json", **headers: str
+) -> Action:
+    def act(h: BaseHTTPRequestHandler) -> None:
+        data = body.encode()
+        h.send_response(status)
+        h.send_header("Content-Type", content_type)
+        h.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            h.send_header(name.replace("_", "-"), value)
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.wfile.write(data)
+
+    return act
+
+
+def everything(error: BaseException) -> str:
+    """All an error shows or carries, with a traceback printed with its locals (pytest -l)."""
+    texts = renderings(error)
+    for frame, _ in traceback.walk_tb(error.__traceback__):
+        if "lesson_helpers" in frame.f_code.co_filename:  # the kit's frames, not this test's
+            texts += [f"{name}={value!r}" for name, value in frame.f_locals.items()]
+    if isinstance(error, LLMError):
+        texts += [error.request_id, error.body, error.what, error.hint, repr(vars(error))]
+    return "\n".join(texts)
+
+
+def assert_key_hidden(key: str, *texts: str) -> None:
+    for text in texts:
+        assert key not in text
+        for i in range(len(key) - 11):  # no 12-character piece of it either
+            assert key[i : i + 12] not in text, key[i : i + 12]
+
+
+def _echo_places(key: str) -> dict[str, Action]:
+    escaped = json.dumps(key)[1:-1]
+    page = f"<html><head><title>Login {key}</title></head><body>token={key}</body></html>"
+    event = json.dumps({"error": {"message": f"upstream rejected key {key}"}})
+    return {
+        "401 JSON": full_reply(401, json.dumps({"error": {"message": f"bad key {key}"}})),
+        "403 HTML": full_reply(403, page, "text/html"),
+        "401 plain text": full_reply(401, f"Unauthorized: {key}\n", "text/plain"),
+        "401 JSON-escaped": full_reply(401, '{"detail": "key \\"' + escaped + '\\" is revoked"}'),
+        "200 HTML": full_reply(200, page, "text/html"),
+        "200 JSON error": full_reply(
+            200, json.dumps({"error": {"message": f"{key} has no quota"}})
+        ),
+        "request id": full_reply(500, '{"error": {"message": "boom"}}', X_Request_Id=key),
+        "error event": sse(chunk("你好"), b"data: " + event.encode() + b"\n\n"),
+        "malformed event": sse(chunk("你好"), f'data: {{"broken": "{key}\n\n'.encode()),
+        "error event type": sse(chunk("你好"), f"event: error\ndata: {key}\n\n".encode()),
+    }
+
+
+PLACES = list(_echo_places("x" * 20))
+
+
+@pytest.mark.parametrize("key", ODD_KEYS)
+@pytest.mark.parametrize("place", PLACES)
+def test_a_server_echoing_the_exact_key_never_shows_it(scripted, key, place):
+    action = _echo_places(key)[place]
+    url = scripted(action)
+    client = ChatClient(odd_settings(url, key), max_retries=0)
+    with pytest.raises(LLMError) as info:
+        list(client.stream(HELLO))
+    assert_one_line_error(info.value)
+    assert_key_hidden(key, everything(info.value))
+    if place not in ("error event", "malformed event", "error event type", "200 HTML"):
+        with pytest.raises(LLMError) as info:
+            client.chat(HELLO)
+        assert_key_hidden(key, everything(info.value))
+
+
+def assert_one_line_error(error: BaseException) -> None:
+    text = str(error)
+    assert text and "\n" not in text and "Traceback" not in text
+
+
+def test_the_request_id_echoing_the_key_is_redacted_on_the_stream(scripted):
+    key = ODD_KEYS[0]
+
+    def act(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "text/event-stream")
+        h.send_header("X-Request-Id", f"req-{key}")
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.wfile.write(chunk("你好") + b"data: [DONE]\n\n")
+
+    stream = ChatClient(odd_settings(scripted(act), key)).stream(HELLO)
+    assert "".join(stream.text()) == "你好"
+    assert stream.request_id == "req-***"
+
+
+def test_a_twelve_character_piece_of_the_key_is_hidden_too(scripted):
+    key = ODD_KEYS[1]
+    piece = key[5:19]  # a gateway that shows part of the key
+    url = scripted(full_reply(401, json.dumps({"error": {"message": f"key ...{piece}... denied"}})))
+    with pytest.raises(AuthError) as info:
+        ChatClient(odd_settings(url, key), max_retries=0).chat(HELLO)
+    assert piece not in everything(info.value)
+    assert "denied" in str(info.value)
+
+
+def test_the_error_body_is_kept_without_the_key(scripted):
+    key = ODD_KEYS[2]
+    body = json.dumps({"error": {"message": f"key {key} revoked", "code": "invalid_api_key"}})
+    url = scripted(full_reply(401, body))
+    with pytest.raises(AuthError) as info:
+        ChatClient(odd_settings(url, key), max_retries=0).chat(HELLO)
+    assert "invalid_api_key" in info.value.body and "revoked" in info.value.body
+    assert_key_hidden(key, info.value.body)
+
+
+@pytest.mark.parametrize("key", ODD_KEYS)
+def test_redact_hides_any_key_and_its_pieces(key):
+    text = f"a {key} b {key[3:17]} c {json.dumps(key)} d"
+    shown = redact(text, key)
+    assert_key_hidden(key, shown)
+    assert shown.startswith("a *** b *** c ") and shown.endswith(" d")
+    assert redact(text, Secret(key)) == shown  # a Secret works as well as the plain value
+
+
+def test_redact_leaves_ordinary_words_alone():
+    assert redact("task-manager asked for a risk-assessment") == (
+        "task-manager asked for a risk-assessment"
+    )
+    assert redact("short key abc stays", "abc") == "short key abc stays"  # too short to hide
+
+
+def test_stream_redactor_hides_a_key_split_over_pieces():
+    key = ODD_KEYS[0]
+    hide = StreamRedactor(key)
+    text = f"第一行\n密钥是 {key}，别说出去\n"
+    shown = "".join(hide.feed(text[i : i + 3]) for i in range(0, len(text), 3)) + hide.flush()
+    assert shown == "第一行\n密钥是 ***，别说出去\n"
+    plain = StreamRedactor("")
+    assert plain.feed("abc") + plain.flush() == "abc"
+    practice = StreamRedactor("local-practice-key")
+    assert practice.feed("你好！") == "你好！"  # text that cannot be part of the key is not held
+    assert practice.feed("问题 local-") == "问题 "  # this could be: held until it is clear
+    assert practice.feed("s are fine!") == "local-s are fine!"
+    assert practice.feed("local-practice-key") + practice.flush() == "***"
+
+
+# -- the chat CLI ------------------------------------------------------------------------------
+def _run_chat(url: str, key: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "OPENAI_"))}
+    env.update(
+        LLM_PROVIDER="openai",
+        LLM_BASE_URL=url,
+        LLM_API_KEY=key,
+        PYTHONPATH=str(ROOT),
+        PYTHONIOENCODING="utf-8",
+        NO_PROXY="127.0.0.1,localhost",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "lesson_helpers", "chat", "你好"],
+        cwd=ROOT / "tests",
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("place", ["401 JSON", "error event", "200 HTML", "request id"])
+def test_chat_cli_never_prints_an_echoed_key(scripted, place):
+    key = ODD_KEYS[3]
+    result = _run_chat(scripted(_echo_places(key)[place]), key)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("错误：")
+    assert_key_hidden(key, result.stdout, result.stderr)
+
+
+def test_chat_cli_hides_the_key_even_inside_the_answer(scripted):
+    key = ODD_KEYS[0]
+    pieces = [chunk(f"回答里有 {key[:9]}"), chunk(f"{key[9:]} 这串字")]
+    end = {"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    done = b"data: " + json.dumps(end).encode() + b"\n\ndata: [DONE]\n\n"
+    result = _run_chat(scripted(sse(*pieces, done)), key)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "回答里有 *** 这串字"
+    assert_key_hidden(key, result.stdout, result.stderr)

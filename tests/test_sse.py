@@ -44,7 +44,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openai._streaming import SSEDecoder as OpenAISSEDecoder
 
-from lesson_helpers.sse import ServerSentEvent, SSEParser, iter_sse
+from lesson_helpers.sse import (
+    MAX_EVENT_SIZE,
+    ServerSentEvent,
+    SSEError,
+    SSEParser,
+    iter_pieces,
+    iter_sse,
+)
 
 E = ServerSentEvent
 BOM = b"\xef\xbb\xbf"
@@ -488,6 +495,140 @@ def test_long_stream_in_one_byte_pieces() -> None:
     stream = "".join(blocks).encode()
     events = parse_pieces(one_byte_pieces(stream))
     assert events == [E(data="x" * i, id=str(i)) for i in range(200)]
+
+
+# --------------------------------------------------------------------------------------------
+# Size limits (the kit's own rule: the spec sets none)
+# --------------------------------------------------------------------------------------------
+
+LIMIT = 64 * 1024  # a small max_size, so that the tests stay fast
+
+
+def feed_until_error(parser: SSEParser, piece: bytes, most: int) -> tuple[int, SSEError]:
+    """Feed ``piece`` again and again; return the bytes fed before SSEError, and the error."""
+    fed = 0
+    while fed < most:
+        try:
+            parser.feed(piece)
+        except SSEError as error:
+            return fed, error
+        fed += len(piece)
+    raise AssertionError(f"no SSEError after {fed:,} bytes")
+
+
+def test_max_event_size_is_16_mib_by_default() -> None:
+    assert MAX_EVENT_SIZE == 16 * 1024 * 1024
+    assert issubclass(SSEError, ValueError)
+    parser = SSEParser()
+    parser.feed(b"data: " + b"x" * (MAX_EVENT_SIZE - 10))  # no line end yet: still fine
+    with pytest.raises(SSEError, match="16,777,216"):
+        parser.feed(b"x" * 100)
+
+
+@pytest.mark.parametrize("piece_size", [1, 1000, 65536])
+def test_a_line_without_line_end_is_bounded(piece_size: int) -> None:
+    import tracemalloc
+
+    parser = SSEParser(max_size=LIMIT)
+    tracemalloc.start()
+    try:
+        fed, error = feed_until_error(parser, b"x" * piece_size, most=200 * LIMIT)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert fed <= LIMIT + piece_size
+    assert peak < 4 * LIMIT + 4 * piece_size + 100_000
+    message = str(error)
+    assert "\n" not in message
+    assert "a line" in message and f"max_size={LIMIT:,} bytes" in message
+
+
+@pytest.mark.parametrize(
+    "line", [b"data: x\n", b"data\n", b"data:\n", b"data: \xe4\xbd\xa0\n", b"data: x\r\n"]
+)
+def test_millions_of_data_lines_without_a_blank_line_are_bounded(line: bytes) -> None:
+    import tracemalloc
+
+    parser = SSEParser(max_size=LIMIT)
+    piece = line * 1000
+    tracemalloc.start()
+    try:
+        fed, error = feed_until_error(parser, piece, most=1000 * LIMIT)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    counted = len(line.rstrip(b"\r\n"))  # a data line counts its bytes without the line end
+    assert fed <= LIMIT * len(line) / counted + len(piece)
+    assert peak < 30 * LIMIT  # every data line counts at least 4 bytes ("data")
+    assert "the data lines of one event" in str(error)
+
+
+def test_limit_counts_the_data_lines_of_one_event_only() -> None:
+    parser = SSEParser(max_size=100)
+    for _ in range(100):  # many events, each small: fine
+        assert parser.feed(b"data: " + b"x" * 90 + b"\n\n") == [E(data="x" * 90)]
+    for _ in range(1000):  # comments and other fields never count
+        assert parser.feed(b": keep-alive " + b"x" * 90 + b"\nevent: e\n") == []
+    # Exactly at the limit (the data lines' bytes, without line ends): fine.
+    assert parser.feed(b"data: " + b"y" * 44 + b"\ndata: " + b"z" * 44 + b"\n\n") == [
+        E(event="e", data="y" * 44 + "\n" + "z" * 44)
+    ]
+    with pytest.raises(SSEError, match="the data lines of one event"):
+        parser.feed(b"data: " + b"y" * 95 + b"\n\n")  # one line end included: one over
+
+
+def test_events_before_the_limit_are_returned_then_the_next_feed_raises() -> None:
+    parser = SSEParser(max_size=100)
+    events = parser.feed(b"data: a\n\ndata: b\n\ndata: " + b"x" * 200 + b"\n")
+    assert events == [E(data="a"), E(data="b")]
+    with pytest.raises(SSEError):
+        parser.feed(b"\n")
+
+
+# --------------------------------------------------------------------------------------------
+# iter_pieces: the one byte-reading loop
+# --------------------------------------------------------------------------------------------
+
+
+class FakeRaw:
+    """Stands in for urllib3's response.raw: hands out the given pieces, then b""."""
+
+    def __init__(self, pieces: list[bytes | BaseException]) -> None:
+        self.pieces = list(pieces)
+        self.calls: list[tuple[int, bool]] = []
+
+    def read1(self, amt: int, decode_content: bool) -> bytes:
+        self.calls.append((amt, decode_content))
+        if not self.pieces:
+            return b""
+        piece = self.pieces.pop(0)
+        if isinstance(piece, BaseException):
+            raise piece
+        return piece
+
+
+def test_iter_pieces_reads_until_empty() -> None:
+    raw = FakeRaw([b"da", b"ta: 1\n", b"\n"])
+    assert list(iter_pieces(raw, piece_size=7)) == [b"da", b"ta: 1\n", b"\n"]
+    assert raw.calls == [(7, True)] * 4  # decode_content=True: gzip is undone
+    assert list(iter_pieces(FakeRaw([]))) == []
+
+
+def test_iter_pieces_lets_exceptions_through_unchanged() -> None:
+    failure = TimeoutError("read timed out")
+    pieces = iter_pieces(FakeRaw([b"data: 1\n\n", failure]))
+    assert next(pieces) == b"data: 1\n\n"
+    with pytest.raises(TimeoutError) as caught:
+        next(pieces)
+    assert caught.value is failure
+
+
+def test_iter_sse_reads_through_iter_pieces() -> None:
+    class Response:
+        raw = FakeRaw([b"data: a\r", b"\n\r\ndata: b\n\n"])
+
+    assert list(iter_sse(Response(), piece_size=3)) == [E(data="a"), E(data="b")]
+    assert Response.raw.calls[0] == (3, True)
 
 
 def test_server_sent_event_is_frozen_with_defaults() -> None:

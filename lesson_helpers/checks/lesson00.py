@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .report import check
 from .report import crash as _crash
 from .report import fail as _fail
 
@@ -106,6 +107,7 @@ def _is_env_ignored_ok(func: Callable[[str], bool]) -> bool:
     return True
 
 
+@check
 def check_is_env_ignored(func: Callable[[str], bool]) -> None:
     """Run ``func`` on gitignore texts that students often get wrong."""
     _is_env_ignored_ok(func)
@@ -183,6 +185,7 @@ def _check_one_mask(func: Callable[[str], str], key: str) -> bool:
     return True
 
 
+@check
 def check_my_mask(func: Callable[[str], str]) -> None:
     """Check ``func`` on long keys, short keys and the empty string."""
     for key in (*_LONG_KEYS, *_SHORT_KEYS):

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import Secret, Settings, mask_key
+from .report import check
 from .report import crash as _crash
 from .report import fail as _fail
 
@@ -201,6 +202,7 @@ def _check_request(func: Callable[..., Any], settings: Settings, question: str) 
     return _check_body(what, body, settings, question)
 
 
+@check
 def check_make_request(func: Callable[..., Any]) -> None:
     """Call ``func`` with two different fake settings and check what it builds."""
     for settings, question in _CASES:
@@ -293,6 +295,7 @@ def _explain_error_ok(func: Callable[[int, str], str]) -> bool:
     return True
 
 
+@check
 def check_explain_error(func: Callable[[int, str], str]) -> None:
     """Run ``func`` on error bodies in the shapes real providers use."""
     _explain_error_ok(func)

@@ -20,6 +20,7 @@ from importlib.resources import files
 from typing import Any
 
 from ..sse import SSEParser
+from .report import check
 from .report import crash as _crash
 from .report import fail as _fail
 
@@ -396,16 +397,19 @@ def _parser_ok(factory: Callable[[], Any], *, rounds: int = 300, seed: int = 202
 # --------------------------------------------------------------------------------------------
 
 
+@check
 def check_split_lines(split_lines: Callable[[str], Any]) -> None:
     """Check ``split_lines(text) -> (lines, rest)``."""
     _split_lines_ok(split_lines)
 
 
+@check
 def check_parse_field(parse_field: Callable[[str], Any]) -> None:
     """Check ``parse_field(line) -> (name, value)`` or ``None`` for a comment."""
     _parse_field_ok(parse_field)
 
 
+@check
 def check_parser(factory: Callable[[], Any], *, rounds: int = 300, seed: int = 20251117) -> None:
     """Compare ``factory().feed`` with :class:`SSEParser` on the same bytes.
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..chunks import assemble
 from ..sse import SSEParser
+from .report import check
 from .report import crash as _crash
 from .report import fail as _fail
 
@@ -418,11 +419,13 @@ def _merge_tool_calls_ok(merge_tool_calls: Callable[[list[dict]], Any]) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
+@check
 def check_assemble_content(assemble_content: Callable[[list[dict]], Any]) -> None:
     """Check ``assemble_content(chunks) -> str`` against :func:`assemble` on the same chunks."""
     _assemble_content_ok(assemble_content)
 
 
+@check
 def check_merge_tool_calls(merge_tool_calls: Callable[[list[dict]], Any]) -> None:
     """Check ``merge_tool_calls(chunks) -> list[dict]`` against :func:`assemble`."""
     _merge_tool_calls_ok(merge_tool_calls)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .report import check
+
 __all__ = ["CASES", "check_throttle", "reference_throttle_renders"]
 
 Events = list[tuple[float, str]]
@@ -103,6 +105,7 @@ def _diagnose(events: Events, interval: float, got: list[str], want: list[str]) 
     return f"渲染结果不对：期望 {_short(want, 120)}，得到 {_short(got, 120)}"
 
 
+@check
 def check_throttle(throttle_renders: Callable[[Events, float], list[str]]) -> None:
     """Run your ``throttle_renders`` on every case; print ✓ or ✗ with a hint."""
     for name, events, interval in CASES:

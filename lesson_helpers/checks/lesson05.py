@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .report import check
+
 __all__ = ["check_trim_history", "reference_trim_history", "trim_cases"]
 
 Message = dict[str, Any]
@@ -115,6 +117,7 @@ def _roles(messages: Any) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
+@check
 def check_trim_history(trim_history: Callable[[list[Message], int], list[Message]]) -> None:
     """Run ``trim_history`` on every case; print ✓, or ✗ with what went wrong and a hint."""
     cases = trim_cases()

@@ -30,6 +30,7 @@ from ..errors import (
     ServerError,
     StreamError,
 )
+from .report import check
 from .report import crash as _crash
 from .report import fail as _fail
 
@@ -292,16 +293,19 @@ def _bug_report_ok(func: Callable[[LLMError, Settings], str]) -> bool:
     return True
 
 
+@check
 def check_should_retry(func: Callable[[LLMError, str], bool]) -> None:
     """Print one ✓ line, or ✗ with what failed and a hint."""
     _should_retry_ok(func)
 
 
+@check
 def check_backoff(func: Callable[..., float]) -> None:
     """Print one ✓ line, or ✗ with what failed and a hint."""
     _backoff_ok(func)
 
 
+@check
 def check_bug_report(func: Callable[[LLMError, Settings], str]) -> None:
     """Print one ✓ line, or ✗ with what failed and a hint."""
     _bug_report_ok(func)

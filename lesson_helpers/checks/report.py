@@ -1,10 +1,36 @@
-"""How every self-check reports: one ✓ line, or ✗ with expected, got and a hint."""
+"""How every self-check reports: one ✓ line, or ✗ with expected, got and a hint.
+
+A check function is decorated with :func:`check`. What it prints is kept until it is done:
+
+* a passing check's ``✓ …`` line goes to stdout;
+* a failing check's ``✗ …`` lines go to **stderr** -- Jupyter shows them in red, and a grader
+  (nbgrader, or ``python -m grading``) counts a check cell with stderr output as failed;
+* an exercise that is still the student edition's stub (it raises ``NotImplementedError``)
+  gives one line, ``✗ 还没完成：……``, saying which function to write.
+
+A check never raises and never shows a traceback, whatever the student's code does.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import functools
+import io
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
-__all__ = ["crash", "fail", "short"]
+__all__ = ["NotDone", "check", "crash", "fail", "short", "uses_exercise"]
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+class NotDone(BaseException):
+    """The student's code is still the stub: end the check with "还没完成".
+
+    A BaseException, so the ``except Exception`` around the student's code inside a check
+    does not swallow it on its way out.
+    """
 
 
 def short(value: Any, limit: int = 160) -> str:
@@ -23,7 +49,70 @@ def fail(what: str, expected: Any, got: Any, hint: str) -> bool:
 
 
 def crash(what: str, exc: BaseException, hint: str) -> bool:
-    """Report an exception raised by the student's code; returns False."""
+    """Report an exception raised by the student's code; returns False.
+
+    ``NotImplementedError`` means the exercise is not written yet: the check ends at once
+    with one "还没完成" line instead of a hint about the error.
+    """
+    if isinstance(exc, NotImplementedError):
+        raise NotDone from None
     print(f"✗ {what} 抛出了 {type(exc).__name__}：{short(str(exc), 120)}")
     print(f"  提示：{hint}")
     return False
+
+
+def _exercise_name(check_name: str, args: tuple[Any, ...]) -> str:
+    target = args[0] if args else None
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    return name if isinstance(name, str) and name else check_name.removeprefix("check_")
+
+
+def _not_done_line(name: str) -> str:
+    return (
+        f"✗ 还没完成：{name} 里还是 raise NotImplementedError。"
+        "按上面的说明写好它（删掉那一行 raise），再运行这一格。\n"
+    )
+
+
+def check(func: F) -> F:
+    """Make ``func`` a self-check: ✓ to stdout, ✗ to stderr, never an exception."""
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> None:
+        name = _exercise_name(func.__name__, args)
+        captured = io.StringIO()
+        text = ""
+        try:
+            with contextlib.redirect_stdout(captured):
+                func(*args, **kwargs)
+            text = captured.getvalue()
+        except (NotDone, NotImplementedError):
+            text = _not_done_line(name)
+        except Exception as exc:
+            text = captured.getvalue() + (
+                f"✗ 检查 {name} 时出了意外（{type(exc).__name__}：{short(str(exc), 120)}）。"
+                "先确认上面的练习格已经运行过，再运行这一格。\n"
+            )
+        lines = text.splitlines()
+        passed = any(line.startswith("✓") for line in lines) and not any(
+            line.startswith("✗") for line in lines
+        )
+        stream = sys.stdout if passed else sys.stderr
+        stream.write(text if text.endswith("\n") or not text else text + "\n")
+        stream.flush()
+
+    return run  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def uses_exercise(label: str) -> Iterator[None]:
+    """For a demo cell that calls a student's function: until that exercise is written, the
+    cell prints one line instead of a ``NotImplementedError`` traceback.
+
+    >>> with uses_exercise("练习 3 的 MyParser"):    # doctest: +SKIP
+    ...     events = MyParser().feed(wire)
+    """
+    try:
+        yield
+    except NotImplementedError:
+        print(f"（这一格要用到{label}，它还没完成：写好之后再运行这一格。）")
