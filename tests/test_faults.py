@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import requests
 
+from lesson_helpers import seed
 from lesson_helpers.chunks import ChatResult, Choice, ToolCall
 from lesson_helpers.client import ChatClient, backoff_delay
 from lesson_helpers.config import Secret, Settings, load_settings
@@ -41,8 +42,8 @@ from lesson_helpers.local_server import MODELS, SCENARIOS, Exchange, LocalServer
 from lesson_helpers.local_server import scenarios as lab_scenarios
 
 FAKE_KEY = "fake-key-for-tests-0123456789abcdef"
-SEED_TEXT = "你好！有什么问题或者需要帮助的吗？"
-SEED_PIECES = ["你好", "！", "有什么", "问题", "或者", "需要", "帮助", "的", "吗", "？"]
+SEED_TEXT = seed.ANSWER
+SEED_PIECES = list(seed.PIECES)
 HELLO = [{"role": "user", "content": "你好"}]
 PARTIAL = "你好！有什么"  # the three tokens sent before a mid-stream fault
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 
+from lesson_helpers import seed
 from lesson_helpers.chunks import assemble
 from lesson_helpers.local_server import (
     MODELS,
@@ -30,7 +31,7 @@ from lesson_helpers.local_server.replies import reply_pieces
 
 SEED_MODEL = "Qwen/Qwen2.5-7B-Instruct"
 SEED_MESSAGES = [{"role": "user", "content": "你好"}]
-SEED_TEXT = "你好！有什么问题或者需要帮助的吗？"
+SEED_TEXT = seed.ANSWER
 TIMEOUT = (5, 10)
 WRONG_KEY = "fake-key-wrong-0000000000"
 

@@ -24,13 +24,14 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lesson_helpers import seed
 from lesson_helpers.chunks import assemble
 from lesson_helpers.local_server import Exchange, LocalServer, ModelSpec
 from lesson_helpers.local_server.validation import check_chat_request
 
 SEED_MODEL = "Qwen/Qwen2.5-7B-Instruct"
 HELLO = [{"role": "user", "content": "你好"}]
-SEED_TEXT = "你好！有什么问题或者需要帮助的吗？"
+SEED_TEXT = seed.ANSWER
 TIMEOUT = (5, 10)
 
 

@@ -18,12 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from lesson_helpers import seed
 from lesson_helpers.client import ChatClient
 from lesson_helpers.config import Secret, Settings
 from lesson_helpers.local_server import Exchange, LocalServer, ModelSpec, exchange
 from lesson_helpers.sse import SSEParser
 
-SEED_TEXT = "你好！有什么问题或者需要帮助的吗？"
+SEED_TEXT = seed.ANSWER
 HELLO = [{"role": "user", "content": "你好"}]
 TIMEOUT = (5, 10)
 
