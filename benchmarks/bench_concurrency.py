@@ -4,7 +4,7 @@ Run from the repository root::
 
     python benchmarks/bench_concurrency.py             # 50, 200 and 500 streams, ~1 min
     python benchmarks/bench_concurrency.py --quick     # 50 and 200, one client
-    python benchmarks/bench_concurrency.py --streams 50 500 1000 --pace 0.02
+    python benchmarks/bench_concurrency.py --streams 50 500 1000 --pace 0.02 --clients raw
 
 The server runs in its own process (this script with ``--serve``), at the default pace of
 0.02 s per token. The clients run in this process, in one asyncio event loop, so no client
@@ -286,13 +286,15 @@ def main() -> None:
     parser.add_argument(
         "--ramp", type=float, default=1.0, help="also start the streams spread over this many s"
     )
+    parser.add_argument("--clients", nargs="+", choices=["raw", "httpx"], default=["raw", "httpx"])
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.pace)
         return
     counts = [50, 200] if args.quick else args.streams
-    clients = ["raw asyncio"] if args.quick else ["raw asyncio", "httpx"]
+    names = {"raw": "raw asyncio", "httpx": "httpx"}
+    clients = ["raw asyncio"] if args.quick else [names[c] for c in args.clients]
     print(f"Concurrent streams at pace {args.pace:g} s ({machine()})")
     print(f"Each stream: {TOKENS} tokens, ideal {TOKENS * args.pace:.2f} s.\n")
     rows = []
