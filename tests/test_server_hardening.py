@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import http.server
 import json
+import os
 import re
+import shutil
 import socket
 import threading
 import time
@@ -644,3 +647,66 @@ def test_random_json_in_any_field_always_gets_an_answer(fuzz_server, field, valu
         assert response.content.endswith(b"data: [DONE]\n\n")
     else:
         assert response.json()["object"] == "chat.completion"
+
+
+# -- a real web page calling the server ---------------------------------------------------------
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PAGE = """<!doctype html><meta charset="utf-8"><script>
+async function ask(base, key) {
+  const headers = {"Content-Type": "application/json"};
+  if (key) headers["Authorization"] = "Bearer " + key;
+  const response = await fetch(base + "/chat/completions", {
+    method: "POST", headers,
+    body: JSON.stringify({model: "Qwen/Qwen2.5-7B-Instruct", stream: true,
+                          messages: [{role: "user", content: "你好"}]}),
+  });
+  if (!response.ok) return {status: response.status, body: await response.json()};
+  const reader = response.body.getReader(), decoder = new TextDecoder();
+  let raw = "";
+  for (;;) { const {done, value} = await reader.read(); if (done) break;
+             raw += decoder.decode(value, {stream: true}); }
+  let text = "";
+  for (const line of raw.split("\\n"))
+    if (line.startsWith("data: {"))
+      text += JSON.parse(line.slice(6)).choices[0].delta.content || "";
+  return {status: response.status, text};
+}
+</script>"""
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed")
+def test_a_web_page_on_another_origin_streams_from_the_server(server):
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = PAGE.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)  # another origin (port)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+            )
+            try:
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{site.server_address[1]}/")
+                answer = page.evaluate("([b, k]) => ask(b, k)", [server.base_url, server.api_key])
+                refused = page.evaluate("([b]) => ask(b, null)", [server.base_url])
+            finally:
+                browser.close()
+    finally:
+        site.shutdown()
+        site.server_close()
+    assert answer == {"status": 200, "text": SEED_TEXT}
+    assert refused["status"] == 401  # the page can read the error: the key still guards
+    assert refused["body"]["error"]["code"] == "invalid_api_key"
