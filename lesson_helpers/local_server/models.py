@@ -15,6 +15,7 @@ from typing import Any
 
 from .exchange import ChunkBuilder, Exchange
 from .replies import prompt_tokens, reasoning_pieces, reply_pieces, tokenize
+from .tools import chat_tool_calls, tool_answer
 
 __all__ = ["MODELS", "ModelSpec", "ModelTable", "completion_body", "register", "stream_reply"]
 
@@ -102,7 +103,7 @@ def _plans(ex: Exchange, reasoning: bool) -> list[_Plan]:
     plans = []
     for i in range(n):
         think = reasoning_pieces(ex.messages) if reasoning else []
-        say = reply_pieces(ex.messages)
+        say = tool_answer(ex) or reply_pieces(ex.messages)  # tools.py: after tool results
         if i:
             say = tokenize(f"（候选 {i + 1}）") + say
         finish = "stop"
@@ -178,6 +179,8 @@ def stream_reply(ex: Exchange, plans: list[_Plan], style: str) -> None:
 
 def scripted(style: str = "siliconflow", reasoning: bool = False) -> Handler:
     def handle(ex: Exchange) -> None:
+        if chat_tool_calls(ex, style, reasoning):  # tools.py: the model calls tools instead
+            return
         plans = _plans(ex, reasoning)
         if ex.stream:
             stream_reply(ex, plans, style)

@@ -309,7 +309,8 @@ class _Handler(BaseHTTPRequestHandler):
         scheme, _, token = auth.partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), expected):
             return True
-        return False
+        x_api_key = self.headers.get("x-api-key", "").strip().encode()  # Anthropic's header
+        return bool(x_api_key) and hmac.compare_digest(x_api_key, expected.encode())
 
     def _unauthorized_message(self) -> str:
         if self.headers.get("Authorization"):
