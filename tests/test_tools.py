@@ -144,7 +144,7 @@ def test_the_question_picks_the_tool_and_its_arguments(question, expected):
             [("get_weather", {"city": "东京"}), ("get_current_time", {"timezone": "Asia/Tokyo"})],
         ),
     ],
-)  # fmt: skip
+)
 def test_two_things_at_once_are_parallel_calls(question, expected):
     assert planned(question) == expected
 
@@ -254,7 +254,7 @@ def test_arguments_are_cut_into_fragments_that_join_back_exactly(arguments):
         ({"tool_choice": "required"}, "tool_choice"),
         ({"tools": TOOLS, "parallel_tool_calls": "yes"}, "parallel_tool_calls"),
     ],
-)  # fmt: skip
+)
 def test_unusable_tools_are_a_tool_error_naming_the_parameter(body, param):
     with pytest.raises(ToolError) as info:
         parse_chat_tools(body)
@@ -400,7 +400,7 @@ def test_tool_choice_over_the_wire(server):
         ({"tools": TOOLS, "tool_choice": NAMED_UNKNOWN}, "tool_choice"),
         ({"tools": [{"type": "retrieval"}]}, "tools[0]"),
     ],
-)  # fmt: skip
+)
 def test_unusable_tools_are_a_400_with_param(server, extra, param):
     response = post(server, {"model": SEED_MODEL, "messages": user("北京天气"), **extra})
     assert response.status_code == 400

@@ -336,7 +336,15 @@ def read_turn(request: Request) -> Turn:
         raise MessagesError(f"model: {model}", 404)
     thinking = isinstance(body.get("thinking"), dict) and body["thinking"]["type"] == "enabled"
     reasoning = model in REASONING_MODELS or thinking
-    return Turn(body, model, messages, tools, choice, reasoning, digest("messages", body))
+    return Turn(
+        body,
+        model,
+        messages,
+        tools,
+        choice,
+        reasoning,
+        digest("messages", {k: v for k, v in body.items() if k != "stream"}),
+    )
 
 
 # -- the answer ----------------------------------------------------------------------------------

@@ -261,7 +261,7 @@ def read_turn(request: Request) -> Turn:
         tools,
         choice,
         model in REASONING_MODELS,
-        digest("responses", body),
+        digest("responses", {k: v for k, v in body.items() if k != "stream"}),
     )
 
 

@@ -105,8 +105,10 @@ class Decision:
 
 
 def digest(*parts: Any) -> str:
-    """A stable hex digest of JSON-able parts (the source of every id made here)."""
-    return hashlib.sha256(dumps(parts).encode()).hexdigest()
+    """A stable hex digest of JSON-able parts (the source of every id made here): the same
+    request gives the same ids whatever the order of its keys."""
+    text = json.dumps(parts, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def call_key(prefix: str, key: str, length: int = 24) -> str:
