@@ -720,3 +720,48 @@ def test_add_route_for_every_server_with_its_own_error_shape():
             assert response.json()["type"] == "error"
     finally:
         del ROUTES[("POST", "/v1/test-everywhere")]
+
+
+# -- stop sequences --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("stop", "text"),
+    [
+        ("问题", "你好！有什么"),  # a whole token: not included
+        (["问题"], "你好！有什么"),
+        ("么问", "你好！有什"),  # spans two tokens ("有什么" + "问题"): the first is cut
+        (["帮助", "有什", "吗"], "你好！"),  # the first one in the text wins, not in the list
+        ("你好", ""),  # right at the start: an empty answer
+        (["不在回答里"], SEED_TEXT),  # never written: the whole reply
+    ],
+)
+def test_stop_ends_the_reply_before_the_first_stop_sequence(server, stop, text):
+    body = {"model": SEED_MODEL, "messages": SEED_MESSAGES, "stop": stop}
+    reply = post(server, body).json()
+    assert reply["choices"][0]["message"]["content"] == text
+    assert reply["choices"][0]["finish_reason"] == "stop"
+    chunks = sse_chunks(stream_body(server, stop=stop))
+    assert assemble(chunks).content == text
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    pieces = [c["choices"][0]["delta"]["content"] for c in chunks if c["choices"][0]["delta"]]
+    assert reply["usage"]["completion_tokens"] == len([p for p in pieces if p])
+    assert chunks[-1]["usage"]["completion_tokens"] == reply["usage"]["completion_tokens"]
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "deepseek-ai/DeepSeek-R1"])
+def test_stop_in_other_styles_and_n_2(server, model):
+    chunks = sse_chunks(stream_body(server, model=model, stop=["或者"], n=2))
+    result = assemble(chunks)
+    assert [c.content for c in result.choices] == ["你好！有什么问题", "（候选 2）你好！有什么问题"]
+    assert all(c.finish_reason == "stop" for c in result.choices)
+
+
+def test_max_tokens_before_the_stop_sequence_still_means_length(server):
+    body = {"model": SEED_MODEL, "messages": SEED_MESSAGES, "stop": "帮助", "max_tokens": 2}
+    choice = post(server, body).json()["choices"][0]
+    assert (choice["message"]["content"], choice["finish_reason"]) == ("你好！", "length")
+    body["max_tokens"] = 6  # exactly the tokens before "帮助": the stop wins
+    choice = post(server, body).json()["choices"][0]
+    assert (choice["message"]["content"], choice["finish_reason"]) == (
+        "你好！有什么问题或者需要",
+        "stop",
+    )

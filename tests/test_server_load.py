@@ -45,7 +45,7 @@ def client_for(server: LocalServer, timeout: float = 10.0) -> ChatClient:
 
 
 def handler_threads() -> int:
-    return sum("process_request" in t.name for t in threading.enumerate())
+    return sum(t.name == "lesson-helpers-request" for t in threading.enumerate())
 
 
 def wait_for_handlers(at_most: int, seconds: float = 5.0) -> int:

@@ -10,17 +10,10 @@ Besides the ordinary models it offers the fault lab (``fault-*`` models, see
 from . import api_faults, messages_api, responses_api, scenarios  # noqa: F401
 from .exchange import ChunkBuilder, Exchange, Memory
 from .models import MODELS, ModelSpec, ModelTable, register
+from .routes import ROUTES, Request, Route, add_route
 from .scenarios import SCENARIOS
-from .server import (
-    DEFAULT_API_KEY,
-    DEFAULT_PACE,
-    ROUTES,
-    LocalServer,
-    Request,
-    RequestRecord,
-    Route,
-    add_route,
-)
+from .server import DEFAULT_API_KEY, DEFAULT_PACE, LocalServer, RequestRecord
+from .validation import Problem, check_chat_request
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -34,10 +27,12 @@ __all__ = [
     "Memory",
     "ModelSpec",
     "ModelTable",
+    "Problem",
     "Request",
     "RequestRecord",
     "Route",
     "add_route",
+    "check_chat_request",
     "register",
     "scenarios",
 ]

@@ -14,12 +14,22 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
 
-__all__ = ["ChunkBuilder", "Exchange", "Memory", "dumps"]
+__all__ = ["ChunkBuilder", "Exchange", "Memory", "dumps", "encode_json"]
 
 
 def dumps(obj: Any) -> str:
     """Compact JSON with real UTF-8 characters, the way SiliconFlow and OpenAI send it."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_json(obj: Any) -> bytes:
+    """:func:`dumps` as UTF-8 bytes. Text that UTF-8 cannot carry (a lone surrogate such as
+    ``\\ud800``) is sent as a JSON ``\\u`` escape instead, so a response never breaks on it."""
+    text = dumps(obj)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode()
 
 
 class ChunkBuilder:
@@ -102,25 +112,39 @@ class Exchange:
         memory: Memory | None = None,
         request_id: str = "",
         request_headers: Mapping[str, str] | None = None,
+        chunked_allowed: bool = True,
     ) -> None:
+        """``chunked_allowed=False`` (an HTTP/1.0 client): streams are close-delimited."""
         self.body = body
         self.memory = memory if memory is not None else Memory()
         self.request_id = request_id  # also sent as the X-Request-Id header
         self.request_headers: Mapping[str, str] = request_headers or {}
-        self.model: str = body.get("model", "")
-        self.messages: list[dict[str, Any]] = body.get("messages", [])
-        self.stream: bool = bool(body.get("stream", False))
+        model, messages = body.get("model"), body.get("messages")
+        self.model: str = model if isinstance(model, str) else ""
+        self.messages: list[dict[str, Any]] = messages if isinstance(messages, list) else []
+        self.stream: bool = body.get("stream") is True
         self.pace = pace
         self._wfile = wfile
-        self._send_head = send_head
+        self._send_head_to_client = send_head
         self._stop = stop
         self._chunked = False
+        self._chunked_allowed = chunked_allowed
+        self._head_sent = False
         self.close_connection = False
         self._next_slot: float | None = None
 
+    def _send_head(self, status: int, headers: dict[str, str]) -> None:
+        self._head_sent = True
+        self._send_head_to_client(status, headers)
+
+    @property
+    def head_sent(self) -> bool:
+        """True once the status line and headers have gone out (a body may follow)."""
+        return self._head_sent
+
     # -- plain JSON -------------------------------------------------------------------------
     def send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
-        self.send_bytes(status, dumps(obj).encode(), "application/json", headers)
+        self.send_bytes(status, encode_json(obj), "application/json", headers)
 
     def send_bytes(
         self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
@@ -154,8 +178,10 @@ class Exchange:
         """Send the status line and headers of a 200 streaming response.
 
         ``chunked=False`` gives a close-delimited body: no length, the end of the body is
-        the server closing the connection (what some proxies and old servers do).
+        the server closing the connection (what some proxies and old servers do). An
+        HTTP/1.0 client always gets that: chunked framing does not exist in HTTP/1.0.
         """
+        chunked = chunked and self._chunked_allowed
         head = {"Content-Type": content_type, "Cache-Control": "no-cache"}
         if chunked:
             head["Transfer-Encoding"] = "chunked"
@@ -178,7 +204,7 @@ class Exchange:
 
     def send_event(self, obj: Any) -> None:
         """One SSE event: ``data: <compact JSON>`` and a blank line."""
-        self.write(b"data: " + dumps(obj).encode() + b"\n\n")
+        self.write(b"data: " + encode_json(obj) + b"\n\n")
 
     def send_done(self) -> None:
         self.write(b"data: [DONE]\n\n")

@@ -17,7 +17,16 @@ from .exchange import ChunkBuilder, Exchange
 from .replies import prompt_tokens, reasoning_pieces, reply_pieces, tokenize
 from .tools import chat_tool_calls, tool_answer
 
-__all__ = ["MODELS", "ModelSpec", "ModelTable", "completion_body", "register", "stream_reply"]
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "ModelTable",
+    "completion_body",
+    "cut_at_stop",
+    "register",
+    "stop_sequences",
+    "stream_reply",
+]
 
 Handler = Callable[[Exchange], None]
 
@@ -97,15 +106,42 @@ class _Plan:
     finish_reason: str
 
 
+def stop_sequences(body: dict[str, Any]) -> list[str]:
+    """The request's ``stop`` as a list of non-empty strings (validated before)."""
+    stop = body.get("stop")
+    items = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
+    return [s for s in items if isinstance(s, str) and s]
+
+
+def cut_at_stop(pieces: list[str], stops: list[str]) -> tuple[list[str], bool]:
+    """The pieces up to the first stop sequence (not included; it may span pieces, and the
+    piece it starts in is cut), and whether a stop sequence was found."""
+    text = "".join(pieces)
+    found = [i for i in (text.find(s) for s in stops) if i >= 0]
+    if not found:
+        return pieces, False
+    end, kept, used = min(found), [], 0
+    for piece in pieces:
+        if used + len(piece) >= end:
+            if end > used:
+                kept.append(piece[: end - used])
+            break
+        kept.append(piece)
+        used += len(piece)
+    return kept, True
+
+
 def _plans(ex: Exchange, reasoning: bool) -> list[_Plan]:
     n = int(ex.body.get("n") or 1)
     limit = ex.body.get("max_tokens") or ex.body.get("max_completion_tokens")
+    stops = stop_sequences(ex.body)
     plans = []
     for i in range(n):
         think = reasoning_pieces(ex.messages) if reasoning else []
         say = tool_answer(ex) or reply_pieces(ex.messages)  # tools.py: after tool results
         if i:
             say = tokenize(f"（候选 {i + 1}）") + say
+        say, _ = cut_at_stop(say, stops)  # a model stops as soon as it writes a stop sequence
         finish = "stop"
         if limit is not None and len(think) + len(say) > limit:
             think, say = think[:limit], say[: max(0, limit - len(think))]
@@ -178,6 +214,8 @@ def stream_reply(ex: Exchange, plans: list[_Plan], style: str) -> None:
 
 
 def scripted(style: str = "siliconflow", reasoning: bool = False) -> Handler:
+    """The handler of an ordinary model: ``style`` "siliconflow" or "openai" chunks."""
+
     def handle(ex: Exchange) -> None:
         if chat_tool_calls(ex, style, reasoning):  # tools.py: the model calls tools instead
             return

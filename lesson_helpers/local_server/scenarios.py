@@ -19,7 +19,7 @@ import itertools
 import zlib
 from collections.abc import Callable, Iterable
 
-from .exchange import ChunkBuilder, Exchange, dumps
+from .exchange import ChunkBuilder, Exchange, encode_json
 from .models import ModelSpec, register
 from .replies import prompt_tokens, reasoning_pieces, reply_pieces
 
@@ -73,7 +73,7 @@ def _chunks(
 
 
 def _event(obj: object, newline: bytes = b"\n") -> bytes:
-    return b"data: " + dumps(obj).encode() + newline + newline
+    return b"data: " + encode_json(obj) + newline + newline
 
 
 DONE = b"data: [DONE]\n\n"
@@ -185,8 +185,7 @@ def _too_large(ex: Exchange) -> None:
 
 
 def _conversation_key(ex: Exchange) -> str:
-    text = dumps([ex.model, ex.messages, ex.stream])
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(encode_json([ex.model, ex.messages, ex.stream])).hexdigest()
 
 
 @_scenario(

@@ -1,37 +1,53 @@
 """An OpenAI-compatible HTTP server on 127.0.0.1, built on the standard library only.
 
-It speaks real HTTP/1.1 over real sockets (keep-alive, chunked streaming, one thread per
-connection), so ``requests``, the official ``openai`` SDK and a browser all talk to it just
-as they talk to SiliconFlow. Only the answers are scripted.
+It speaks real HTTP/1.1 over real sockets (keep-alive, chunked bodies both ways, CORS, one
+thread per request being answered), so ``requests``, the official ``openai`` SDK and a web
+page all talk to it just as they talk to SiliconFlow. Only the answers are scripted.
 
-What a server answers is a table of routes, ``{(method, path): Route}``: the chat completions
-route and the models list live here; other API modules add theirs with :func:`add_route`.
-Each server has its own model table (``server.models``) and request log
+Every request it can read gets an answer: a malformed one gets a 4xx JSON error in OpenAI's
+shape that names the parameter; a request that does not arrive in time is closed (see
+:mod:`.connections` for the idle and read timeouts). What it answers is the route table of
+:mod:`.routes`; each server has its own model table (``server.models``) and request log
 (``server.requests``).
 """
 
 from __future__ import annotations
 
 import collections
+import errno
 import hmac
 import json
 import logging
+import math
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import unquote
 
-from .exchange import Exchange, Memory
+from .connections import Connection, ConnectionLoop, RequestTimeoutError
+from .exchange import Exchange, Memory, encode_json
 from .models import ModelSpec, ModelTable
+from .routes import (
+    ROUTES,
+    ErrorWriter,
+    Request,
+    Route,
+    RouteHandler,
+    add_route,
+    find_route,
+    make_route,
+    openai_error,
+)
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_PACE",
+    "DEFAULT_READ_TIMEOUT",
     "ROUTES",
     "LocalServer",
     "Request",
@@ -44,106 +60,27 @@ log = logging.getLogger("lesson_helpers.local_server")
 
 DEFAULT_API_KEY = "local-practice-key"  # not a secret: it only opens this local server
 DEFAULT_PACE = 0.02  # seconds between streamed tokens
+DEFAULT_IDLE_TIMEOUT = 60.0  # seconds a connection may stay silent before a request
+DEFAULT_READ_TIMEOUT = 30.0  # seconds a request may take to arrive, head and body
 REQUEST_LOG_SIZE = 1000  # requests a server remembers (the oldest are forgotten first)
-_MAX_BODY = 8 * 1024 * 1024
-_ROLES = {"system", "user", "assistant", "tool", "developer"}
-
-
-# -- requests and routes ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class Request:
-    """One HTTP request, as a route handler sees it."""
-
-    method: str
-    path: str  # without the query string and without a trailing slash
-    query: str
-    headers: Mapping[str, str]
-    raw: bytes  # the body's bytes
-    body: Any  # the body parsed as JSON (None when there is no body)
-    params: Mapping[str, str]  # the ``{name}`` parts of the route's path
-    models: ModelTable  # this server's models
-    memory: Memory  # this server's counters (see Memory)
-
-
-RouteHandler = Callable[[Request, Exchange], None]
-# Writes an error in a route's own API shape: (exchange, status, message, code, param).
-ErrorWriter = Callable[[Exchange, int, str, "str | None", "str | None"], None]
-
-
-def openai_error(
-    ex: Exchange, status: int, message: str, code: str | None, param: str | None
-) -> None:
-    """The default error shape: ``{"error": {"message", "type", "param", "code"}}``."""
-    ex.send_error(status, message, code, param=param)
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str  # e.g. "/v1/chat/completions"; "{name}" matches a part (the last: the rest)
-    handler: RouteHandler
-    public: bool = False  # True: answered without the key (the health check)
-    errors: ErrorWriter = openai_error  # how the server reports a bad request on this route
-    pattern: re.Pattern[str] | None = field(default=None, compare=False)
-
-    def match(self, path: str) -> dict[str, str] | None:
-        if self.pattern is None:
-            return {} if path == self.path else None
-        found = self.pattern.fullmatch(path)
-        return {k: unquote(v) for k, v in found.groupdict().items()} if found else None
-
-
-def _compile(path: str) -> re.Pattern[str] | None:
-    if "{" not in path:
-        return None
-    parts = re.split(r"\{(\w+)\}", path)
-    regex = ""
-    for i, part in enumerate(parts):
-        if i % 2 == 0:
-            regex += re.escape(part)
-        else:  # a name: one path segment, or everything that is left if it comes last
-            regex += (
-                f"(?P<{part}>.+)" if i == len(parts) - 2 and not parts[-1] else f"(?P<{part}>[^/]+)"
-            )
-    return re.compile(regex)
-
-
-def make_route(
-    method: str,
-    path: str,
-    handler: RouteHandler,
-    *,
-    public: bool = False,
-    errors: ErrorWriter = openai_error,
-) -> Route:
-    return Route(method.upper(), path.rstrip("/"), handler, public, errors, _compile(path))
-
-
-ROUTES: dict[tuple[str, str], Route] = {}  # every server's routes (add more with add_route)
-
-
-def add_route(
-    method: str,
-    path: str,
-    handler: RouteHandler,
-    *,
-    public: bool = False,
-    errors: ErrorWriter = openai_error,
-) -> Route:
-    """Serve ``method path`` with ``handler(request, exchange)`` on every local server.
-
-    The server reads the body, checks the key (unless ``public``), parses JSON and logs the
-    request before the handler runs; ``errors`` writes its errors in the route's API shape.
-    """
-    route = make_route(method, path, handler, public=public, errors=errors)
-    ROUTES[(route.method, route.path)] = route
-    return route
+MAX_BODY = 8 * 1024 * 1024
+_DIGITS = re.compile(r"[0-9]{1,12}")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,12}")
+_TOKEN_LIST = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*")
+# A web page may read every response (sent when the request has an Origin, as a browser's
+# always has); the key still guards every endpoint.
+_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "X-Request-Id, Retry-After",
+}
+_PREFLIGHT_HEADERS = "Authorization, Content-Type, X-Api-Key, Anthropic-Version, OpenAI-Beta"
+_STDLIB_CODES = {400: "bad_request", 414: "uri_too_long", 431: "headers_too_large"}
 
 
 # -- the request log ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RequestRecord:
-    """One request the server received (the key masked)."""
+    """One request the server received (credentials masked)."""
 
     method: str
     path: str
@@ -153,16 +90,17 @@ class RequestRecord:
     time: float  # time.time() when the request had been read
 
 
-_SECRET_HEADERS = {"authorization", "x-api-key", "api-key", "proxy-authorization"}
+_SECRET_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "api-key"}
 
 
 def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The headers with every credential replaced by ``***`` (the scheme kept)."""
+    """The headers with every credential replaced by ``***`` (an auth scheme is kept)."""
     out = {}
     for name, value in headers.items():
         if name.lower() in _SECRET_HEADERS and value:
             scheme, sep, _ = value.partition(" ")
-            value = f"{scheme} ***" if sep and name.lower().endswith("authorization") else "***"
+            keep_scheme = sep and name.lower().endswith("authorization")
+            value = f"{scheme} ***" if keep_scheme else "***"
         out[name] = value
     return out
 
@@ -187,91 +125,138 @@ class RequestLog:
             self._records.clear()
 
 
-# -- the built-in routes ----------------------------------------------------------------------
-def _validate(body: Any) -> str | None:
-    """The problem with a chat request body, or None when it is fine."""
-    if not isinstance(body, dict):
-        return "Request body must be a JSON object."
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        return "Missing required field 'model' (a string, e.g. 'Qwen/Qwen2.5-7B-Instruct')."
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return "Field 'messages' must be a non-empty list of {'role': ..., 'content': ...}."
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in _ROLES:
-            return f"messages[{i}] needs a 'role' of {sorted(_ROLES)}."
-        content = message.get("content")
-        if content is None and message.get("role") == "assistant":
-            continue
-        if not isinstance(content, str | list):
-            return f"messages[{i}].content must be a string."
-    if "stream" in body and not isinstance(body["stream"], bool):
-        return "Field 'stream' must be true or false."
-    for name, low, high in (("max_tokens", 1, 1_000_000), ("n", 1, 8)):
-        value = body.get(name)
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high
-        ):
-            return f"Field '{name}' must be an integer from {low} to {high}."
-    return None
+# -- reading a request body ---------------------------------------------------------------------
+class _BadBodyError(Exception):
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
 
 
-def chat_completions(request: Request, ex: Exchange) -> None:
-    """``POST /v1/chat/completions``: check the request, then let the model answer."""
-    problem = _validate(request.body)
-    if problem:
-        ex.send_error(400, problem, "invalid_request")
-        return
-    model = request.body["model"]
-    spec = request.models.get(model)
-    if spec is None:
-        ex.send_error(
-            404,
-            f"The model `{model}` does not exist. GET /v1/models lists the models.",
-            "model_not_found",
-            param="model",
-        )
-        return
-    spec.handler(ex)
+def _too_large() -> _BadBodyError:
+    return _BadBodyError(
+        413, f"Request body too large: at most {MAX_BODY} bytes.", "request_too_large"
+    )
 
 
-def _model_entry(spec: ModelSpec) -> dict[str, Any]:
-    return {
-        "id": spec.id,
-        "object": "model",
-        "created": 1763350084,
-        "owned_by": spec.owned_by,
-        "description": spec.description,
-    }
+def _read_chunked(conn: Connection) -> bytes | None:
+    """A ``Transfer-Encoding: chunked`` body (None if the client hung up in the middle)."""
+    parts, total = [], 0
+    while True:
+        line = conn.readline(1024)
+        if not line:
+            return None
+        size_text = line.split(b";", 1)[0].strip()
+        if not line.endswith(b"\n") or not _HEX.fullmatch(size_text):
+            raise _BadBodyError(
+                400, f"Malformed chunked body: bad chunk size line {line[:40]!r}.", "bad_chunk"
+            )
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        total += size
+        if total > MAX_BODY:
+            raise _too_large()
+        data = conn.read(size)
+        if len(data) < size:
+            return None
+        parts.append(data)
+        if conn.readline(3) not in (b"\r\n", b"\n"):
+            raise _BadBodyError(
+                400, "Malformed chunked body: a chunk must end with CRLF.", "bad_chunk"
+            )
+    for _ in range(100):  # trailer lines, up to the blank line
+        line = conn.readline(65537)
+        if not line:
+            return None
+        if line in (b"\r\n", b"\n"):
+            return b"".join(parts)
+    raise _BadBodyError(400, "Malformed chunked body: too many trailer lines.", "bad_chunk")
 
 
-def list_models(request: Request, ex: Exchange) -> None:
-    """``GET /v1/models``: every model of this server, with its one-line description."""
-    data = [_model_entry(spec) for spec in request.models.values()]
-    ex.send_json(200, {"object": "list", "data": data})
+def read_body(conn: Connection, headers: Any) -> bytes | None:
+    """The request body by Content-Length or chunked framing; None if the client hung up."""
+    encodings = headers.get_all("Transfer-Encoding") or []
+    lengths = headers.get_all("Content-Length") or []
+    if encodings:
+        if lengths:
+            raise _BadBodyError(
+                400,
+                "Send either Content-Length or Transfer-Encoding: chunked, not both.",
+                "invalid_request",
+            )
+        if ",".join(encodings).strip().lower() != "chunked":
+            raise _BadBodyError(
+                501,
+                f"Transfer-Encoding {', '.join(encodings)!r} is not supported: "
+                "send the body with Content-Length or Transfer-Encoding: chunked.",
+                "unsupported_transfer_encoding",
+            )
+        return _read_chunked(conn)
+    if not lengths:
+        return b""
+    if len(set(lengths)) > 1 or not _DIGITS.fullmatch(lengths[0].strip()):
+        raise _BadBodyError(400, "Invalid Content-Length.", "invalid_request")
+    length = int(lengths[0])
+    if length > MAX_BODY:
+        raise _too_large()
+    data = conn.read(length)
+    return data if len(data) == length else None
 
 
-def health(request: Request, ex: Exchange) -> None:
-    ex.send_json(200, {"status": "ok", "base_url": "/v1"})
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
-for _route in (
-    make_route("GET", "", health, public=True),
-    make_route("GET", "/v1", health, public=True),
-    make_route("GET", "/health", health, public=True),
-    make_route("GET", "/v1/models", list_models),
-    make_route("POST", "/v1/chat/completions", chat_completions),
-):
-    ROUTES[(_route.method, _route.path)] = _route
+def parse_json(raw: bytes) -> tuple[Any, str | None]:
+    """(the parsed body, None) or (the body as text, what is wrong with it)."""
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant), None
+    except UnicodeDecodeError as exc:
+        problem = f"Request body is not UTF-8 ({exc.reason} at byte {exc.start})"
+    except json.JSONDecodeError as exc:
+        problem = f"Request body is not valid JSON: {exc}"
+    except RecursionError:
+        problem = "Request body is not valid JSON: it is nested too deeply"
+    except ValueError as exc:  # NaN, Infinity, an integer of more than 4300 digits
+        problem = f"Request body is not valid JSON: {str(exc).splitlines()[0]}"
+    return raw.decode("utf-8", errors="replace"), problem + "."
 
 
-# -- HTTP -------------------------------------------------------------------------------------
+class _Discard:
+    """The body writer of a HEAD request: the headers go out, the body does not."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
 class _Handler(BaseHTTPRequestHandler):
+    """One request on a :class:`~.connections.Connection` whose head has arrived."""
+
     protocol_version = "HTTP/1.1"
     server_version = "lesson-helpers-local/1.0"
-    disable_nagle_algorithm = True  # small SSE writes leave at once, as from a real provider
-    server: _Server
+    server: _Server  # type: ignore[assignment]
+    request: Connection  # type: ignore[assignment]
     request_id = ""  # a fresh one per request, sent back as X-Request-Id
+    _hanging_up = False  # True when this server decided to close after the response
+
+    def _hang_up(self) -> None:
+        self.close_connection = self._hanging_up = True
+
+    def setup(self) -> None:
+        self.connection = self.request.sock
+        self.rfile = self.request  # type: ignore[assignment]
+        self.wfile = self.request  # type: ignore[assignment]
+
+    def handle(self) -> None:
+        self.close_connection = True
+        self.handle_one_request()
+
+    def finish(self) -> None:
+        """The connection outlives the request (keep-alive): nothing to close here."""
 
     def parse_request(self) -> bool:
         self.request_id = uuid.uuid4().hex
@@ -280,93 +265,124 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 -- stdlib name
         log.debug("%s " + format, self.address_string(), *args)
 
-    # -- helpers --------------------------------------------------------------------------
+    @property
+    def _http11(self) -> bool:
+        return self.request_version not in ("HTTP/0.9", "HTTP/1.0")
+
+    # -- writing ----------------------------------------------------------------------------
+    def _origin(self) -> str:
+        """The request's Origin header (a web page's request has one), or ""."""
+        headers = getattr(self, "headers", None)  # not there when the head was unreadable
+        return headers.get("Origin", "") if headers is not None else ""
+
     def _send_head(self, status: int, headers: dict[str, str]) -> None:
         self.send_response(status)
-        for name, value in headers.items():
+        head = {**_CORS, **headers} if self._origin() else dict(headers)
+        if self._hanging_up and not any(k.lower() == "connection" for k in head):
+            head["Connection"] = "close"  # tell the client: no next request on this one
+        for name, value in head.items():
             self.send_header(name, value)
         if self.request_id:
             self.send_header("X-Request-Id", self.request_id)
         self.end_headers()
 
-    def _exchange(self, body: Any) -> Exchange:
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own errors (bad request line, too long, unknown method),
+        as OpenAI-shaped JSON like every other error of this server."""
+        short, _ = self.responses.get(code, ("Error", ""))
+        text = (message or short).rstrip(".") + "."
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # the request line was unreadable: answer
+            self.request_version = "HTTP/1.1"  # with a status line and headers all the same
+        body = encode_json(
+            {
+                "error": {
+                    "message": text,
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": _STDLIB_CODES.get(code, "not_implemented" if code == 501 else None),
+                }
+            }
+        )
+        self.send_response(code, short)
+        headers = {
+            **(_CORS if self._origin() else {}),
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+            "Connection": "close",
+        }
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _exchange(self, body: Any, head_only: bool = False) -> Exchange:
         return Exchange(
             body if isinstance(body, dict) else {},
-            self.wfile,
+            _Discard() if head_only else self.wfile,  # type: ignore[arg-type]
             self._send_head,
             self.server.pace,
             self.server.stopping,
             memory=self.server.memory,
             request_id=self.request_id,
             request_headers=self.headers,
+            chunked_allowed=self._http11,
         )
 
+    # -- the key ----------------------------------------------------------------------------
     def _authorized(self) -> bool:
         expected = self.server.api_key
         if expected is None:
             return True
-        auth = self.headers.get("Authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), expected):
-            return True
-        x_api_key = self.headers.get("x-api-key", "").strip().encode()  # Anthropic's header
-        return bool(x_api_key) and hmac.compare_digest(x_api_key, expected.encode())
+        wanted = expected.encode()
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        # Header values arrive as latin-1 text: compare the bytes that were sent.
+        offered = [token.strip()] if scheme.lower() == "bearer" else []
+        offered.append(self.headers.get("X-Api-Key", ""))
+        return any(
+            hmac.compare_digest(key.encode("latin-1", errors="replace"), wanted)
+            for key in offered
+            if key
+        )
 
     def _unauthorized_message(self) -> str:
-        if self.headers.get("Authorization"):
+        if self.headers.get("Authorization") or self.headers.get("X-Api-Key"):
             return "Incorrect API key provided."
         return "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
 
-    def _read_body(self) -> bytes | None:
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError:
-            length = -1
-        if length < 0 or length > _MAX_BODY:
-            return None
-        return self.rfile.read(length)
-
-    def _find_route(self, path: str) -> tuple[Route | None, dict[str, str], list[str]]:
-        """The route for this method and path, its path parameters, and the methods the
-        path allows (for a 405)."""
-        routes = self.server.routes()
-        exact = routes.get((self.command, path))
-        if exact is not None and exact.pattern is None:
-            return exact, {}, [exact.method]
-        allowed: list[str] = []
-        for route in routes.values():
-            params = route.match(path)
-            if params is None:
-                continue
-            if route.method == self.command:
-                return route, params, [route.method]
-            allowed.append(route.method)
-        return None, {}, allowed
-
-    # -- one request ----------------------------------------------------------------------
+    # -- one request ------------------------------------------------------------------------
     def _dispatch(self) -> None:
-        path, _, query = self.path.partition("?")
-        path = path.rstrip("/")
-        route, params, allowed = self._find_route(path)
-        raw = self._read_body()
+        target, _, query = self.path.partition("?")
+        path = target.rstrip("/")
+        method = "GET" if self.command == "HEAD" else self.command
+        route, params, allowed = find_route(self.server.routes(), method, path)
         write_error = route.errors if route is not None else openai_error
-        if raw is None:
-            write_error(self._exchange({}), 400, "Invalid Content-Length.", "invalid_request", None)
+        exchange = self._exchange({}, head_only=self.command == "HEAD")
+        try:
+            raw = read_body(self.request, self.headers)
+        except _BadBodyError as bad:
+            self._hang_up()  # the rest of the body cannot be told from what follows
+            write_error(exchange, bad.status, bad.message, bad.code, None)
+            return
+        except RequestTimeoutError:
+            self._hang_up()
+            message = "The request body did not arrive in time: the server closed the connection."
+            write_error(exchange, 408, message, "request_timeout", None)
+            return
+        if raw is None:  # the client hung up in the middle of its body
             self.close_connection = True
             return
-        body: Any = None
-        problem = None
-        if raw:
-            try:
-                body = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                problem = f"Request body is not valid JSON: {exc}."
-                body = raw.decode("utf-8", errors="replace")
+        self.request.deadline = None  # the whole request is in
+        body, problem = parse_json(raw) if raw else (None, None)
         self.server.log_request(self.command, path, self.headers, body)
-        exchange = self._exchange(body)
+        exchange = self._exchange(body, head_only=self.command == "HEAD")
+        if self.command == "OPTIONS":
+            self._preflight(exchange, path, allowed)
+            return
         if route is None:
             if allowed:
-                message = f"Method {self.command} is not allowed here."
+                message = f"Method {self.command} is not allowed on {path!r}."
                 write_error(exchange, 405, message, "method_not_allowed", None)
             else:
                 message = f"Unknown path {path!r}: try GET /v1/models."
@@ -389,20 +405,52 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.models,
             self.server.memory,
         )
+        self._run(route, request, exchange)
+
+    def _run(self, route: Route, request: Request, exchange: Exchange) -> None:
         try:
             route.handler(request, exchange)
-        except (BrokenPipeError, ConnectionResetError):
-            exchange.close_connection = True  # the client went away mid-stream: fine
+        except OSError as exc:  # the client went away or stopped reading: nothing to say
+            if not isinstance(exc, ConnectionError | TimeoutError) and exc.errno not in (
+                errno.EPIPE,
+                errno.ECONNRESET,
+                errno.EBADF,
+                errno.ENOTCONN,
+            ):
+                log.debug("writing to %s failed", self.address_string(), exc_info=True)
+            exchange.close_connection = True
+        except Exception as exc:  # a bug in a handler: still an answer, never a dropped socket
+            log.debug("the handler of %s %s failed", request.method, request.path, exc_info=True)
+            if not exchange.head_sent:
+                message = f"The local server failed on this request ({type(exc).__name__})."
+                route.errors(exchange, 500, message, "internal_error", None)
+            exchange.close_connection = True
         if exchange.close_connection:
             self.close_connection = True
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch  # noqa: N815
+    def _preflight(self, exchange: Exchange, path: str, allowed: list[str]) -> None:
+        """A CORS preflight: which methods and headers a web page may use (no key needed)."""
+        if not allowed:
+            message = f"Unknown path {path!r}: try GET /v1/models."
+            openai_error(exchange, 404, message, "not_found", None)
+            return
+        asked = self.headers.get("Access-Control-Request-Headers", "").strip()
+        methods = ", ".join(dict.fromkeys([*allowed, "OPTIONS"]))
+        headers = {
+            "Access-Control-Allow-Methods": methods,
+            "Access-Control-Allow-Headers": asked
+            if _TOKEN_LIST.fullmatch(asked)
+            else _PREFLIGHT_HEADERS,
+            "Access-Control-Max-Age": "600",
+            "Allow": methods,
+        }
+        self._send_head(204, headers)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch  # noqa: N815
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128  # the stdlib's 5 resets connections when a class connects at once
+class _Server:
+    """A server's settings and state, shared by its requests."""
 
     def __init__(
         self,
@@ -411,8 +459,16 @@ class _Server(ThreadingHTTPServer):
         pace: float,
         models: ModelTable,
         request_log_size: int,
+        idle_timeout: float,
+        read_timeout: float,
     ) -> None:
-        super().__init__(("127.0.0.1", port), _Handler)
+        self.loop = ConnectionLoop(
+            ("127.0.0.1", port),
+            self._answer,
+            idle_timeout=idle_timeout,
+            read_timeout=read_timeout,
+        )
+        self.server_address = self.loop.server_address
         self.api_key = api_key
         self.pace = pace
         self.models = models
@@ -422,9 +478,14 @@ class _Server(ThreadingHTTPServer):
         self._stopping = threading.Event()
         self.stopping = self._stopping.is_set
 
+    def _answer(self, connection: Connection) -> bool:
+        """Answer one request; True to keep the connection for the next one."""
+        handler = _Handler(connection, connection.address, self)  # type: ignore[arg-type]
+        return not handler.close_connection
+
     def routes(self) -> dict[tuple[str, str], Route]:
         """This server's own routes, then every server's (ROUTES)."""
-        return {**self.own_routes, **{k: v for k, v in ROUTES.items() if k not in self.own_routes}}
+        return {**ROUTES, **self.own_routes}
 
     def log_request(self, method: str, path: str, headers: Mapping[str, str], body: Any) -> None:
         model = body.get("model") if isinstance(body, dict) else None
@@ -438,11 +499,16 @@ class _Server(ThreadingHTTPServer):
         )
         self.request_log.add(record)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("connection from %s ended with an error", client_address, exc_info=True)
-
     def begin_stop(self) -> None:
         self._stopping.set()
+
+
+def _seconds(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number of seconds, not {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, not {value!r}")
+    return float(value)
 
 
 class LocalServer:
@@ -454,6 +520,10 @@ class LocalServer:
     ``models``: this server's model table (default: a copy of the built-in one, see
     :class:`~lesson_helpers.local_server.models.ModelTable`); change it with
     :meth:`register` and :meth:`unregister`. ``server.requests`` lists what it received.
+    ``idle_timeout`` / ``read_timeout``: see :mod:`.connections`.
+
+    A port outside 0-65535 raises OSError (EINVAL), like a port that is taken; a pace or
+    timeout that is not a finite number of seconds >= 0 raises ValueError.
     """
 
     def __init__(
@@ -464,8 +534,22 @@ class LocalServer:
         *,
         models: Mapping[str, ModelSpec] | None = None,
         request_log_size: int = REQUEST_LOG_SIZE,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
     ) -> None:
-        self._server = _Server(port, api_key, pace, ModelTable(models), request_log_size)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise OSError(
+                errno.EINVAL, f"the port must be an integer from 0 to 65535, not {port!r}"
+            )
+        self._server = _Server(
+            port,
+            api_key,
+            _seconds("pace", pace),
+            ModelTable(models),
+            request_log_size,
+            _seconds("idle_timeout", idle_timeout),
+            _seconds("read_timeout", read_timeout),
+        )
         self.api_key = api_key
         self.port: int = self._server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
@@ -495,7 +579,7 @@ class LocalServer:
         public: bool = False,
         errors: ErrorWriter = openai_error,
     ) -> Route:
-        """Serve one more route on this server only (see the module's :func:`add_route`)."""
+        """Serve one more route on this server only (see :func:`.routes.add_route`)."""
         route = make_route(method, path, handler, public=public, errors=errors)
         self._server.own_routes[(route.method, route.path)] = route
         return route
@@ -506,7 +590,7 @@ class LocalServer:
 
     @property
     def requests(self) -> list[RequestRecord]:
-        """The requests received so far, oldest first (a copy; the key masked)."""
+        """The requests received so far, oldest first (a copy; credentials masked)."""
         return self._server.request_log.snapshot()
 
     def clear_requests(self) -> None:
@@ -519,12 +603,12 @@ class LocalServer:
 
     @pace.setter
     def pace(self, seconds: float) -> None:
-        self._server.pace = seconds
+        self._server.pace = _seconds("pace", seconds)
 
     def start(self) -> LocalServer:
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._server.serve_forever, name="lesson-helpers-server", daemon=True
+                target=self._server.loop.serve_forever, name="lesson-helpers-server", daemon=True
             )
             self._thread.start()
         return self
@@ -532,17 +616,17 @@ class LocalServer:
     def serve_forever(self) -> None:
         """Serve in the current thread until interrupted (used by ``python -m ... serve``)."""
         try:
-            self._server.serve_forever()
+            self._server.loop.serve_forever()
         finally:
             self.stop()
 
     def stop(self) -> None:
         self._server.begin_stop()
+        self._server.loop.shutdown()
         if self._thread is not None:
-            self._server.shutdown()
             self._thread.join(timeout=5)
             self._thread = None
-        self._server.server_close()
+        self._server.loop.server_close()
 
     def __enter__(self) -> LocalServer:
         return self.start()
