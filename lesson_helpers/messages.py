@@ -37,6 +37,7 @@ from .sse import ServerSentEvent
 
 __all__ = [
     "MessageAssembler",
+    "MessageDelta",
     "MessageResult",
     "MessagesStreamError",
     "ToolUse",
@@ -57,6 +58,19 @@ class ToolUse:
     name: str = ""
     input: Any = None  # the parsed JSON (a dict), once the block is complete
     partial_json: str = ""  # the JSON text as it arrived
+
+
+@dataclass(frozen=True)
+class MessageDelta:
+    """What one event added (for live display); all empty for most events."""
+
+    text: str = ""
+    thinking: str = ""
+    partial_json: str = ""  # a piece of a tool's input
+    index: int | None = None  # the content block it went to
+
+
+_NOTHING = MessageDelta()
 
 
 @dataclass
@@ -133,21 +147,20 @@ class MessageAssembler:
     def thinking(self) -> str:
         return "".join("".join(b.parts) for b in self._blocks if b.kind == "thinking")
 
-    def add(self, event: ServerSentEvent | dict[str, Any]) -> str:
-        """Merge one event (an SSE event or its parsed data); return the text or thinking
-        it added ("" for any other event)."""
+    def add(self, event: ServerSentEvent | dict[str, Any]) -> MessageDelta:
+        """Merge one event (an SSE event or its parsed data); return what it added."""
         data = _data(event)
         kind = data["type"]
         if kind == "error":
             raise MessagesStreamError("the provider sent an error: " + _message(data.get("error")))
         handler = _HANDLERS.get(kind)
         if handler is None:
-            return ""  # ping, and event types this assembler does not know
+            return _NOTHING  # ping, and event types this assembler does not know
         if kind != "message_start" and not self._started:
             raise MessagesStreamError(f"{kind} before message_start")
         added = handler(self, data)
         self._count += 1
-        return added or ""
+        return added or _NOTHING
 
     # -- one method per event type (each checks before it changes anything) -----------------
     def _message_start(self, data: dict[str, Any]) -> None:
@@ -177,12 +190,12 @@ class MessageAssembler:
             _optional(block, "name", str, "tool_use")
         self._blocks.append(_Block(kind, copy.deepcopy(block)))
 
-    def _block_delta(self, data: dict[str, Any]) -> str:
+    def _block_delta(self, data: dict[str, Any]) -> MessageDelta:
         block = self._block(data)
         delta = _field(data, "delta", dict)
         kind = _field(delta, "type", str, "content_block_delta.delta")
         if kind not in _DELTA_KINDS:
-            return ""  # e.g. citations_delta: not assembled here
+            return _NOTHING  # e.g. citations_delta: not assembled here
         wanted, name = _DELTA_KINDS[kind]
         if block.kind != wanted or block.stopped:
             state = "stopped" if block.stopped else block.kind
@@ -190,12 +203,14 @@ class MessageAssembler:
         piece = _field(delta, name, str, "content_block_delta.delta")
         if kind == "signature_delta":
             block.signature = piece
-            return ""
+            return _NOTHING
         block.parts.append(piece)
-        return piece if kind in ("text_delta", "thinking_delta") else ""
+        return MessageDelta(**{name: piece, "index": data["index"]})
 
     def _block_stop(self, data: dict[str, Any]) -> None:
         block = self._block(data)
+        if block.stopped:
+            raise MessagesStreamError(f"content_block_stop for block {data['index']} twice")
         if block.kind == "tool_use":
             text = "".join(block.parts)
             try:

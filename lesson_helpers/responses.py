@@ -38,6 +38,7 @@ from .sse import ServerSentEvent
 __all__ = [
     "FunctionCall",
     "ResponseAssembler",
+    "ResponseDelta",
     "ResponseResult",
     "ResponsesStreamError",
     "assemble",
@@ -67,6 +68,19 @@ class FunctionCall:
             "name": self.name,
             "arguments": self.arguments,
         }
+
+
+@dataclass(frozen=True)
+class ResponseDelta:
+    """What one event added (for live display); all empty for most events."""
+
+    text: str = ""
+    reasoning: str = ""
+    arguments: str = ""  # a piece of a function call's arguments
+    output_index: int | None = None  # the output item it went to
+
+
+_NOTHING = ResponseDelta()
 
 
 @dataclass
@@ -120,9 +134,8 @@ class ResponseAssembler:
     def _sorted(self) -> list[_Item]:
         return [self._items[k] for k in sorted(self._items)]
 
-    def add(self, event: ServerSentEvent | dict[str, Any]) -> str:
-        """Merge one event (an SSE event or its parsed data); return the text it added
-        (a text or reasoning delta; "" for any other event)."""
+    def add(self, event: ServerSentEvent | dict[str, Any]) -> ResponseDelta:
+        """Merge one event (an SSE event or its parsed data); return what it added."""
         data = _data(event)
         kind = data["type"]
         number = data.get("sequence_number")
@@ -143,9 +156,9 @@ class ResponseAssembler:
         if number is not None:
             self._sequence = number
         if handler is None:
-            return ""
+            return _NOTHING
         self._count += 1
-        return added or ""
+        return added or _NOTHING
 
     # -- one method per event type (each checks before it changes anything) -----------------
     def _lifecycle(self, data: dict[str, Any]) -> None:
@@ -182,14 +195,16 @@ class ResponseAssembler:
         item.parts.append(delta)
         return delta
 
-    def _text_delta(self, data: dict[str, Any]) -> str:
-        return self._delta(data, "message")
+    def _text_delta(self, data: dict[str, Any]) -> ResponseDelta:
+        return ResponseDelta(text=self._delta(data, "message"), output_index=data["output_index"])
 
-    def _reasoning_delta(self, data: dict[str, Any]) -> str:
-        return self._delta(data, "reasoning")
+    def _reasoning_delta(self, data: dict[str, Any]) -> ResponseDelta:
+        piece = self._delta(data, "reasoning")
+        return ResponseDelta(reasoning=piece, output_index=data["output_index"])
 
-    def _arguments_delta(self, data: dict[str, Any]) -> None:
-        self._delta(data, "function_call")
+    def _arguments_delta(self, data: dict[str, Any]) -> ResponseDelta:
+        piece = self._delta(data, "function_call")
+        return ResponseDelta(arguments=piece, output_index=data["output_index"])
 
     def _item_done(self, data: dict[str, Any]) -> None:
         index = _index(data)

@@ -10,7 +10,7 @@ import pytest
 import requests
 import urllib3
 
-from lesson_helpers.messages import MessageAssembler, MessagesStreamError, assemble
+from lesson_helpers.messages import MessageAssembler, MessageDelta, MessagesStreamError, assemble
 from lesson_helpers.sse import ServerSentEvent, SSEParser
 
 SEED_MODEL = "Qwen/Qwen2.5-7B-Instruct"
@@ -368,8 +368,9 @@ def test_tool_faults_in_the_messages_format(server):
 def test_assembler_on_the_seed_stream(server):
     events = SSEParser().feed(raw_stream(server))
     assembler = MessageAssembler()
-    pieces = [assembler.add(e) for e in events]
-    assert [p for p in pieces if p] == SEED_PIECES
+    deltas = [assembler.add(e) for e in events]
+    assert [d.text for d in deltas if d.text] == SEED_PIECES
+    assert {d.index for d in deltas if d.text} == {0}
     result = assembler.result()
     assert result.text == SEED_TEXT == assembler.text
     assert result.content == [{"type": "text", "text": SEED_TEXT}]
@@ -455,6 +456,7 @@ def started() -> MessageAssembler:
         (ev("content_block_start", index="1", content_block={"type": "text"}), "index must be"),
         (ev("message_start", message={"id": "msg_2"}), "a second message_start"),
         (ev("message_delta", delta={"stop_reason": 1}), "stop_reason must be str"),
+        (ev("content_block_delta", index=0, delta={"type": "text_delta"}), "text must be str"),
     ],
 )
 def test_assembler_malformed_events_raise_one_line_and_change_nothing(bad, message):
@@ -479,4 +481,14 @@ def test_assembler_usage_counts_replace_the_earlier_ones():
     assembler.add(ev("message_delta", delta={"stop_reason": None}, usage={"output_tokens": 9}))
     result = assembler.result()
     assert result.usage == {"output_tokens": 9} and result.stop_reason == "end_turn"
-    assert assembler.add(ev("ping")) == "" and assembler.add(ev("something_new", x=1)) == ""
+    assert assembler.add(ev("ping")) == MessageDelta() == assembler.add(ev("something_new", x=1))
+
+
+def test_assembler_a_block_stops_once():
+    assembler = started()
+    assembler.add(ev("content_block_stop", index=0))
+    with pytest.raises(MessagesStreamError, match="twice"):
+        assembler.add(ev("content_block_stop", index=0))
+    with pytest.raises(MessagesStreamError, match="which is stopped"):
+        assembler.add(ev("content_block_delta", index=0, delta={"type": "text_delta", "text": "x"}))
+    assert assembler.result().text == "你好"

@@ -12,6 +12,7 @@ import urllib3
 
 from lesson_helpers.responses import (
     ResponseAssembler,
+    ResponseDelta,
     ResponsesStreamError,
     assemble,
 )
@@ -378,10 +379,11 @@ def test_a_fault_model_of_another_api_says_so(server):
 def test_assembler_on_the_seed_stream(server):
     raw = raw_stream(server, input="你好")
     assembler = ResponseAssembler()
-    pieces = [assembler.add(event) for event in events_of(raw)]
+    deltas = [assembler.add(event) for event in events_of(raw)]
     result = assembler.result()
-    assert "".join(pieces) == SEED_TEXT == result.text == assembler.text
-    assert [p for p in pieces if p] == SEED_PIECES
+    assert [d.text for d in deltas if d.text] == SEED_PIECES
+    assert {d.output_index for d in deltas if d.text} == {0}
+    assert "".join(d.text for d in deltas) == SEED_TEXT == result.text == assembler.text
     assert result.status == "completed"
     assert result.id.startswith("resp_") and result.model == SEED_MODEL
     assert result.usage["input_tokens"] == 30 and result.usage["output_tokens"] == 10
@@ -391,7 +393,12 @@ def test_assembler_on_the_seed_stream(server):
 
 def test_assembler_reasoning_and_function_calls(server):
     raw = raw_stream(server, model=REASONING_MODEL, input="北京和上海天气", tools=[WEATHER])
-    result = assemble(events_of(raw))
+    assembler = ResponseAssembler()
+    deltas = [assembler.add(e) for e in events_of(raw)]
+    result = assembler.result()
+    assert "".join(d.reasoning for d in deltas) == result.reasoning == assembler.reasoning
+    assert "".join(d.arguments for d in deltas if d.output_index == 1) == '{"city":"北京"}'
+    assert not any(d.text for d in deltas)
     assert "北京和上海天气" in result.reasoning
     assert [(c.name, json.loads(c.arguments)) for c in result.function_calls] == [
         ("get_weather", {"city": "北京"}),
@@ -477,5 +484,6 @@ def test_assembler_malformed_events_raise_one_line_and_change_nothing(bad, messa
 
 def test_assembler_skips_event_types_it_does_not_know():
     assembler = started()
-    assert assembler.add(event("response.output_text.annotation.added", 2, annotation={})) == ""
+    skipped = assembler.add(event("response.output_text.annotation.added", 2, annotation={}))
+    assert skipped == ResponseDelta()
     assert assembler.event_count == 2

@@ -247,6 +247,7 @@ def test_arguments_are_cut_into_fragments_that_join_back_exactly(arguments):
     [
         ({"tools": "get_weather"}, "tools"),
         ({"tools": [{"type": "function"}]}, "tools[0]"),
+        ({"tools": [{"type": "retrieval"}]}, "tools[0].type"),
         ({"tools": [{"function": {"name": "has space"}}]}, "tools[0].function.name"),
         ({"tools": [WEATHER, WEATHER]}, "tools"),
         ({"tools": TOOLS, "tool_choice": "always"}, "tool_choice"),
@@ -398,7 +399,7 @@ def test_tool_choice_over_the_wire(server):
     ("extra", "param"),
     [
         ({"tools": TOOLS, "tool_choice": NAMED_UNKNOWN}, "tool_choice"),
-        ({"tools": [{"type": "retrieval"}]}, "tools[0]"),
+        ({"tools": [{"type": "retrieval"}]}, "tools[0].type"),
     ],
 )
 def test_unusable_tools_are_a_400_with_param(server, extra, param):

@@ -178,8 +178,10 @@ def parse_chat_tools(body: dict[str, Any]) -> tuple[list[Tool], ToolChoice]:
     tools = []
     for i, item in enumerate(tool_list(body.get("tools"), "tools")):
         where = f"tools[{i}]"
-        if not isinstance(item, dict) or item.get("type", "function") != "function":
-            raise ToolError(f"Invalid '{where}': only {{'type': 'function'}} tools.", where)
+        if not isinstance(item, dict):
+            raise ToolError(f"Invalid '{where}': expected a function tool object.", where)
+        if item.get("type", "function") != "function":
+            raise ToolError(f"Invalid '{where}.type': only 'function' tools.", where + ".type")
         function = item.get("function")
         if not isinstance(function, dict):
             raise ToolError(f"Missing '{where}.function' (name, description, parameters).", where)
