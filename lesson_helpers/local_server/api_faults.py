@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import messages_api, responses_api
+from . import scenarios as _chat_faults  # noqa: F401 -- registered first, so listed first
 from .exchange import Exchange, dumps
 from .models import ModelSpec, register
 from .replies import prompt_tokens

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .exchange import Exchange, dumps
-from .server import Request, add_route
+from .routes import Request, add_route
 from .tools import (
     REASONING_MODELS,
     Reply,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .exchange import Exchange, dumps
-from .server import Request, add_route
+from .routes import Request, add_route
 from .tools import (
     REASONING_MODELS,
     Reply,
