@@ -296,6 +296,9 @@ def test_wrong_key_unknown_model_and_doubled_v1(server):
     assert wrong.status_code == 401
     assert error_of(wrong) == {"type": "authentication_error", "message": "invalid x-api-key"}
     assert "fake-key-wrong-0000" not in wrong.text
+    keyless = post(server, body, headers=VERSION)
+    assert keyless.status_code == 401
+    assert error_of(keyless)["message"] == "x-api-key header is required"
     missing = post(server, {**body, "model": "claude-nothing"})
     assert missing.status_code == 404
     assert error_of(missing) == {"type": "not_found_error", "message": "model: claude-nothing"}

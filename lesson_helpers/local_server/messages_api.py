@@ -109,8 +109,9 @@ def send_api_error(
     ex: Exchange, status: int, message: str, code: str | None = None, param: str | None = None
 ) -> None:
     """The route's error writer: every error of /v1/messages in Anthropic's shape."""
-    if status == 401:
-        message = "invalid x-api-key"
+    if status == 401:  # Anthropic's own words
+        sent = ex.request_headers.get("x-api-key") or ex.request_headers.get("Authorization")
+        message = "invalid x-api-key" if sent else "x-api-key header is required"
     ex.send_json(status, error_body(status, message, ex.request_id), _headers(ex))
 
 

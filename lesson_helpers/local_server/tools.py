@@ -375,8 +375,16 @@ _OP_PARAMS = ("op", "operator", "operation")
 
 
 def _is(name: str, words: Iterable[str]) -> bool:
+    """Whether a parameter name is one of ``words``: ``city``, ``city_name``, ``cityName``,
+    ``target_city`` ..."""
     name = name.lower()
-    return any(name == w or name.endswith("_" + w) or name.startswith(w + "_") for w in words)
+    return any(
+        name == w
+        or name.endswith("_" + w)
+        or name.startswith(w + "_")
+        or (len(w) >= 4 and name.startswith(w))
+        for w in words
+    )
 
 
 def _unit(schema: dict[str, Any], question: str) -> Any:
@@ -614,8 +622,8 @@ def _describe(name: str, args: dict[str, Any], content: str) -> str:
                 return f"{place}{'，'.join(parts)}"
         when = _first(data, _TIME_KEYS)
         if kind == "time" and when:
-            zone = place or data.get("timezone") or args.get("timezone") or ""
-            return f"{zone}现在是 {when}".strip()
+            zone = str(place or data.get("timezone") or args.get("timezone") or "")
+            return f"{zone}{' ' if zone.isascii() else ''}现在是 {when}".strip()
         result = _first(data, _RESULT_KEYS)
         if kind == "calculate" and result is not None:
             expression = data.get("expression") or _first(args, _EXPR_PARAMS) or ""
@@ -678,7 +686,8 @@ class Reply:
     """What the model says: reasoning pieces, then text pieces or tool calls.
 
     ``finish``: "stop" (done), "length" (hit the token limit), "tool_calls" or
-    "stop_sequence" (``stop_sequence`` says which). Each piece and fragment is one token.
+    "stop_sequence" (``stop_sequence`` says which). Each piece and fragment is one token;
+    ``fragments[i]`` is what is sent of ``calls[i].arguments`` (less when cut by the limit).
     """
 
     reasoning: list[str]
