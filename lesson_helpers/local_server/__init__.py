@@ -6,7 +6,8 @@ Besides the ordinary models it offers the fault lab (``fault-*`` models, see
 ``server.register``), request log (``server.requests``) and routes (``add_route``).
 """
 
-from . import scenarios  # registers the fault-* models
+# Importing these registers the fault-* models and the /v1/responses and /v1/messages routes.
+from . import api_faults, messages_api, responses_api, scenarios  # noqa: F401
 from .exchange import ChunkBuilder, Exchange, Memory
 from .models import MODELS, ModelSpec, ModelTable, register
 from .routes import ROUTES, Request, Route, add_route

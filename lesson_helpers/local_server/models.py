@@ -15,6 +15,7 @@ from typing import Any
 
 from .exchange import ChunkBuilder, Exchange
 from .replies import prompt_tokens, reasoning_pieces, reply_pieces, tokenize
+from .tools import chat_tool_calls, tool_answer
 
 __all__ = [
     "MODELS",
@@ -137,7 +138,7 @@ def _plans(ex: Exchange, reasoning: bool) -> list[_Plan]:
     plans = []
     for i in range(n):
         think = reasoning_pieces(ex.messages) if reasoning else []
-        say = reply_pieces(ex.messages)
+        say = tool_answer(ex) or reply_pieces(ex.messages)  # tools.py: after tool results
         if i:
             say = tokenize(f"（候选 {i + 1}）") + say
         say, _ = cut_at_stop(say, stops)  # a model stops as soon as it writes a stop sequence
@@ -216,8 +217,8 @@ def scripted(style: str = "siliconflow", reasoning: bool = False) -> Handler:
     """The handler of an ordinary model: ``style`` "siliconflow" or "openai" chunks."""
 
     def handle(ex: Exchange) -> None:
-        # Tool calling answers here, before the scripted text, when the request offers tools
-        # that fit the question (the "apis" part adds that hook).
+        if chat_tool_calls(ex, style, reasoning):  # tools.py: the model calls tools instead
+            return
         plans = _plans(ex, reasoning)
         if ex.stream:
             stream_reply(ex, plans, style)
