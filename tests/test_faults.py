@@ -537,11 +537,10 @@ def echo_key(ex: Exchange) -> None:
 
 
 @pytest.fixture
-def echo_model():
-    spec = ModelSpec("test-echo-key", "测试用：把密钥原样说出来。", echo_key)
-    MODELS[spec.id] = spec
+def echo_model(lab):
+    spec = lab.register(ModelSpec("test-echo-key", "测试用：把密钥原样说出来。", echo_key))
     yield spec.id
-    del MODELS[spec.id]
+    lab.unregister(spec.id)
 
 
 def test_a_server_echoing_the_key_is_redacted(lab, echo_model):

@@ -9,14 +9,14 @@ models the same way (ids starting with ``fault-``).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from .exchange import ChunkBuilder, Exchange
 from .replies import prompt_tokens, reasoning_pieces, reply_pieces, tokenize
 
-__all__ = ["MODELS", "ModelSpec", "completion_body", "register", "stream_reply"]
+__all__ = ["MODELS", "ModelSpec", "ModelTable", "completion_body", "register", "stream_reply"]
 
 Handler = Callable[[Exchange], None]
 
@@ -29,12 +29,62 @@ class ModelSpec:
     owned_by: str = "lesson-helpers"
 
 
-MODELS: dict[str, ModelSpec] = {}
+MODELS: dict[str, ModelSpec] = {}  # the built-in table: scripted and fault-* models
 
 
 def register(spec: ModelSpec) -> ModelSpec:
+    """Add a built-in model (at import time). One server's own models: ``server.register``."""
     MODELS[spec.id] = spec
     return spec
+
+
+class ModelTable(MutableMapping[str, ModelSpec]):
+    """The models of one server: a copy of a table, changed only through this object.
+
+    ``ModelTable()`` copies the built-in :data:`MODELS` and also finds a model that
+    :func:`register` adds to it later (older code, e.g. the grader, registers while a server
+    runs), unless this table removed that id. ``ModelTable(models)`` is exactly ``models``.
+    """
+
+    def __init__(self, models: Mapping[str, ModelSpec] | None = None) -> None:
+        self._own: dict[str, ModelSpec] = dict(MODELS if models is None else models)
+        self._follow_builtins = models is None
+        self._removed: set[str] = set()
+
+    def _late(self) -> Iterator[str]:
+        """Built-in ids registered after this table was made (and not removed here)."""
+        if self._follow_builtins:
+            for model_id in list(MODELS):
+                if model_id not in self._own and model_id not in self._removed:
+                    yield model_id
+
+    def __getitem__(self, model_id: str) -> ModelSpec:
+        spec = self._own.get(model_id)
+        if spec is not None:
+            return spec
+        if self._follow_builtins and model_id not in self._removed and model_id in MODELS:
+            return MODELS[model_id]
+        raise KeyError(model_id)
+
+    def __setitem__(self, model_id: str, spec: ModelSpec) -> None:
+        self._own[model_id] = spec
+        self._removed.discard(model_id)
+
+    def __delitem__(self, model_id: str) -> None:
+        if model_id not in self:
+            raise KeyError(model_id)
+        self._own.pop(model_id, None)
+        self._removed.add(model_id)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from list(self._own)
+        yield from self._late()
+
+    def __len__(self) -> int:
+        return len(self._own) + sum(1 for _ in self._late())
+
+    def __repr__(self) -> str:
+        return f"ModelTable({list(self)!r})"
 
 
 @dataclass
