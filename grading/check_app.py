@@ -7,6 +7,8 @@ can print it. The expected text is what the kit's own reader gets from the same 
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,14 @@ from lesson_helpers.local_server import LocalServer, RequestRecord
 
 from .checks import check, fail
 from .harness import AppRunner, Run, common_problem, crash_hint, crash_line, shown
-from .quiz import GraderModel, Reply, random_key, random_question, reference_reply
+from .quiz import (
+    GraderModel,
+    Reply,
+    is_grader_model,
+    random_key,
+    random_question,
+    reference_reply,
+)
 from .static import app_problem
 
 __all__ = ["APP_CHECKS", "AppContext"]
@@ -50,7 +59,7 @@ def _ask(
     key: str | None = None,
     extra: dict[str, str] | None = None,
 ) -> Asked:
-    server.clear_requests()
+    started = time.time()  # the server's records carry time.time(); not the reference's
     run = ctx.runner.run(
         args,
         base_url=server.base_url,
@@ -59,11 +68,11 @@ def _ask(
         stdin=stdin,
         extra=extra,
     )
-    log = server.requests
+    log = [r for r in server.requests if r.time >= started]
     return Asked(
         run,
         [r for r in log if r.model == model.id],
-        [r for r in log if r.model != model.id],
+        [r for r in log if not is_grader_model(r.model)],
     )
 
 
@@ -97,7 +106,7 @@ def _require_text(run: Run, expected: Reply, advice: str) -> None:
     if expected.text in run.stdout:
         return
     if not run.stdout.strip():
-        fail(f"没有任何输出（stderr：{shown(run.stderr) or '空'}）：收到的文字要 print 出来。")
+        fail(f"没有显示任何回答（stderr：{shown(run.stderr) or '空'}）：{advice}")
     fail(
         f"回答不对：应当输出「{shown(expected.text, 40)}」，实际输出「{shown(run.stdout, 60)}」。"
         + advice
@@ -132,26 +141,32 @@ def check_single_turn(ctx: AppContext) -> None:
     _exit_zero(asked.run, "回答")
 
 
-@check(10, "流式输出：回答边收边显示，而不是最后一次性出现")
+@check(10, "流式输出：回答边收边显示，而不是最后一次性出现", alone=True)
 def check_streams_live(ctx: AppContext) -> None:
     question = random_question()
     with GraderModel("normal").on(ctx.server, ctx.slow_server) as model:
         expected = reference_reply(ctx.server, model.id, _user(question))
-        asked = _ask(ctx, ctx.slow_server, model, [question])
-        problem = _problem(asked, "流式回答")
-        if problem:
-            fail(problem)
-        start = expected.text[:12]
-        first = asked.run.first_seen(start)
-        if first is None:
-            _require_text(asked.run, expected, _IN_ORDER)
-            fail(f"没有看到回答的开头（输出：「{shown(asked.run.stdout)}」）。")
-        # The server needs about 1.5 seconds for this answer. Text that appears only when the
-        # program ends was held back somewhere: by the program's reading, or by print's buffer.
-        if asked.run.duration - first >= LIVE:
-            _require_text(asked.run, expected, _IN_ORDER)
-            return
-        again = _ask(ctx, ctx.slow_server, model, [question], extra={"PYTHONUNBUFFERED": "1"})
+        # Twice at once: as it is, and unbuffered -- if only the second one streams, the
+        # program streams but print's buffer holds the text back.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            runs = [
+                pool.submit(_ask, ctx, ctx.slow_server, model, [question], extra=extra)
+                for extra in (None, {"PYTHONUNBUFFERED": "1"})
+            ]
+            asked, again = (run.result() for run in runs)
+    problem = _problem(asked, "流式回答")
+    if problem:
+        fail(problem)
+    start = expected.text[:12]
+    first = asked.run.first_seen(start)
+    if first is None:
+        _require_text(asked.run, expected, _IN_ORDER)
+        fail(f"没有看到回答的开头（输出：「{shown(asked.run.stdout)}」）。")
+    # The server needs about 1.5 seconds for this answer. Text that appears only when the
+    # program ends was held back somewhere: by the program's reading, or by print's buffer.
+    if asked.run.duration - first >= LIVE:
+        _require_text(asked.run, expected, _IN_ORDER)
+        return
     first_unbuffered = again.run.first_seen(start)
     if first_unbuffered is not None and again.run.duration - first_unbuffered >= LIVE:
         fail(

@@ -27,6 +27,7 @@ import os
 import secrets
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from .repo_scan import scan_repository
 from .sandbox import enable_orphan_reaping, reap_orphans
 
 ROOT = Path(__file__).resolve().parent.parent  # the grader's own (trusted) tree
+APP_WORKERS = 3  # app.py runs side by side (they mostly wait for the server)
 
 
 def _selected(checks: list[Check], words: list[str] | None) -> list[Check]:
@@ -126,15 +128,21 @@ def _grade_app(plan: _Plan, scratch: Path) -> list[Result]:
     copy_dir = scratch / "app"
     copy_dir.mkdir()
     app = copy_app_folder(plan.submission.app, copy_dir)
-    runner = AppRunner(app, scratch)
+    runner = AppRunner(app, scratch, side_by_side=True)
     key = f"grading-key-{secrets.token_hex(8)}"
-    with (
-        LocalServer(pace=0, api_key=key, models={}) as server,
-        LocalServer(pace=0.025, api_key=key, models={}) as slow,
-    ):
+    server = LocalServer(pace=0, api_key=key, models={}).start()
+    slow = LocalServer(pace=0.025, api_key=key, models={}).start()
+    try:
         name = plan.submission.shown(plan.submission.app)
         context = AppContext(runner, plan.app_source, name, server, slow)
-        return run_checks(APP_GROUP, plan.app_checks, context)
+        return run_checks(APP_GROUP, plan.app_checks, context, workers=APP_WORKERS)
+    finally:
+        reap_orphans()  # the runs overlapped: their orphans die now
+        stoppers = [threading.Thread(target=s.stop) for s in (server, slow)]
+        for stopper in stoppers:  # each stop() waits up to 0.5 s: wait for both at once
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
 
 
 def _grade_notebooks(plan: _Plan, timeout: float | None) -> list[Result]:

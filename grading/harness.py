@@ -69,6 +69,7 @@ class AppRunner:
     scratch: Path  # where each run gets its HOME
     timeout: float = RUN_TIMEOUT
     limits: Limits = APP_LIMITS
+    side_by_side: bool = False  # runs overlap: orphans are reaped once all have ended
 
     def run(
         self,
@@ -99,6 +100,7 @@ class AppRunner:
             stdin=stdin.encode(),
             timeout=self.timeout,
             limits=self.limits,
+            reap=not self.side_by_side,
         )
 
 

@@ -28,6 +28,7 @@ from lesson_helpers.sse import iter_sse
 __all__ = [
     "GraderModel",
     "Reply",
+    "is_grader_model",
     "random_key",
     "random_model_name",
     "random_question",
@@ -83,6 +84,13 @@ def _last_user_text(messages: list) -> str:
     return ""
 
 
+_ids: set[str] = set()  # every grader model of this run
+
+
+def is_grader_model(model_id: str | None) -> bool:
+    return model_id in _ids
+
+
 @dataclass
 class GraderModel:
     """A model with a random name that answers each question with a secret reply."""
@@ -90,6 +98,9 @@ class GraderModel:
     wire: str  # a key of WIRE
     id: str = field(default_factory=random_model_name)
     _secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        _ids.add(self.id)
 
     def spec(self) -> ModelSpec:
         base = MODELS[WIRE[self.wire]]
@@ -133,7 +144,9 @@ class Reply:
 
 def reference_reply(server: LocalServer, model: str, messages: list[dict]) -> Reply:
     """What the kit's own streaming reader gets for ``messages`` (the expected answer)."""
-    response = requests.post(
+    session = requests.Session()
+    session.trust_env = False  # the server is on this machine: no proxy, no .netrc
+    response = session.post(
         f"{server.base_url}/chat/completions",
         json={"model": model, "messages": messages, "stream": True},
         headers={"Authorization": f"Bearer {server.api_key}"},
@@ -151,4 +164,5 @@ def reference_reply(server: LocalServer, model: str, messages: list[dict]) -> Re
         pass
     finally:
         response.close()
+        session.close()
     return Reply("".join(text), False)

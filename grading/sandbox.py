@@ -271,8 +271,10 @@ def _wait_dead(pid: int, end: float) -> None:
         time.sleep(0.005)
 
 
-def kill_process_tree(process: subprocess.Popen[bytes]) -> None:
-    """Kill ``process``, its process group, and (with reaping enabled) every orphan."""
+def kill_process_tree(process: subprocess.Popen[bytes], reap: bool = True) -> None:
+    """Kill ``process``, its process group, and (with ``reap`` and reaping enabled) every
+    orphan. Runs that go on side by side pass ``reap=False`` and call :func:`reap_orphans`
+    once all of them have ended."""
     if POSIX:
         with contextlib.suppress(OSError):
             os.killpg(process.pid, signal.SIGKILL)  # its group: start_new_session made it
@@ -283,7 +285,8 @@ def kill_process_tree(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(OSError):
         process.kill()
     process.wait()
-    reap_orphans()
+    if reap:
+        reap_orphans()
 
 
 # -- one run ----------------------------------------------------------------------------------
@@ -296,10 +299,12 @@ def run_untrusted(
     timeout: float = 20.0,
     limits: Limits | None = None,
     keep_bytes: int = KEEP_BYTES,
+    reap: bool = True,
 ) -> Run:
     """Run ``argv`` (``argv[0]`` an absolute path) untrusted; return what it did.
 
-    Every process it started is dead when this returns.
+    Every process it started is dead when this returns (with ``reap=False``: its process
+    group is; orphans that left it die at the next :func:`reap_orphans`).
     """
     command = list(argv)
     options: dict = {}
@@ -339,7 +344,7 @@ def run_untrusted(
     except subprocess.TimeoutExpired:
         returncode = None
     ended = time.monotonic()
-    kill_process_tree(process)
+    kill_process_tree(process, reap)
     stop_reading = time.monotonic() + READ_GRACE
     for reader in readers:
         reader.join(timeout=max(0.0, stop_reading - time.monotonic()))
