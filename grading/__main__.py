@@ -44,4 +44,14 @@ except ImportError as missing:
 
 from grading.grade import main  # noqa: E402
 
-sys.exit(main())
+try:
+    sys.exit(main())
+except Exception as bug:  # one line, not a traceback (GRADING_DEBUG=1 shows it)
+    if os.environ.get("GRADING_DEBUG"):
+        raise
+    print(
+        f"评分程序自己出错了（{type(bug).__name__}：{str(bug)[:200]}）：请把这一行告诉老师"
+        "（设置 GRADING_DEBUG=1 再运行可以看到详细信息）。",
+        file=sys.stderr,
+    )
+    sys.exit(2)

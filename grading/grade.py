@@ -41,7 +41,9 @@ from .layout import RefusalError, Submission, lesson_label, locate, missing_note
 from .output import (
     APP_GROUP,
     REPO_GROUP,
+    Score,
     append_summary,
+    replace_file,
     report_text,
     score_of,
     summary_markdown,
@@ -158,6 +160,18 @@ def _env_path(name: str) -> Path | None:
     return Path(value) if value else None
 
 
+def _write(args: argparse.Namespace, results: list[Result], score: Score) -> None:
+    """The summary table and Classroom 50's result.json. ``--summary FILE`` is written anew
+    (whatever a student's process may have put there is gone); $GITHUB_STEP_SUMMARY, shared
+    with the job's other steps, is appended to."""
+    if args.summary:
+        replace_file(args.summary, summary_markdown(results, score))
+    elif summary := _env_path("GITHUB_STEP_SUMMARY"):
+        append_summary(summary, summary_markdown(results, score))
+    if args.classroom50:
+        write_classroom50(args.classroom50, results, score)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     words = [w.strip() for w in args.only.split(",") if w.strip()] if args.only else None
@@ -167,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan = _Plan(args, submission, words)
     except RefusalError as refusal:
         print(refusal, file=sys.stderr)
+        refused = [Result("提交", "refused", str(refusal), 0)]
+        _write(args, refused, score_of(refused, None))
         return 2
     if not (plan.app_checks or plan.repo_checks or plan.lessons):
         print(f"没有名字里含有 {args.only} 的检查。", file=sys.stderr)
@@ -181,11 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         blocked = gate(plan.scan)
     score = score_of(results, blocked)
     print(report_text(plan.what(), results, score))
-    summary = args.summary or _env_path("GITHUB_STEP_SUMMARY")
-    if summary:
-        append_summary(summary, summary_markdown(results, score))
-    if args.classroom50:
-        write_classroom50(args.classroom50, results, score)
+    _write(args, results, score)
     needed = score.total if args.pass_score is None else args.pass_score
     return 0 if score.earned >= needed else 1
 

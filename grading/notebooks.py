@@ -181,8 +181,9 @@ def _kernel_spec(into: Path, timeout: float) -> Path:
     )
     folder = into / KERNEL
     folder.mkdir(parents=True)
-    argv = [sys.executable, "-I", "-S", str(LIMITS_EXEC), limits.as_json(), "--"]
-    argv += [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    if os.name == "posix":  # limits first (see grading.limits_exec)
+        argv = [sys.executable, "-I", "-S", str(LIMITS_EXEC), limits.as_json(), "--", *argv]
     spec = {"argv": argv, "display_name": "Python (grading)", "language": "python"}
     (folder / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
     return into
@@ -233,7 +234,7 @@ def execute(nb: NotebookNode, file: str, kit: KitCopy, timeout: float) -> _Execu
         except Exception as exc:  # the kernel would not start, or died while starting
             result.stop = result.stop or f"没法运行这个 notebook（{type(exc).__name__}）"
         finally:
-            if pid:
+            if pid and hasattr(os, "killpg"):
                 with contextlib.suppress(OSError):
                     os.killpg(pid, signal.SIGKILL)
             reap_orphans()

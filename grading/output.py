@@ -14,7 +14,15 @@ from pathlib import Path
 
 from .checks import Result, points_text
 
-__all__ = ["Score", "report_text", "score_of", "summary_markdown", "write_classroom50"]
+__all__ = [
+    "Score",
+    "append_summary",
+    "replace_file",
+    "report_text",
+    "score_of",
+    "summary_markdown",
+    "write_classroom50",
+]
 
 APP_GROUP = "app.py"
 REPO_GROUP = "仓库"
@@ -118,7 +126,7 @@ def write_classroom50(
         "max-score": _number(score.total),
         "tests": tests,
     }
-    _replace(path, json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+    replace_file(path, json.dumps(result, ensure_ascii=False, indent=2) + "\n")
 
 
 def append_summary(path: Path, text: str) -> None:
@@ -126,7 +134,7 @@ def append_summary(path: Path, text: str) -> None:
         summary.write(text)
 
 
-def _replace(path: Path, text: str) -> None:
+def replace_file(path: Path, text: str) -> None:
     """Write ``path`` anew (whatever was there before is replaced, never appended to)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")

@@ -331,3 +331,55 @@ def test_every_run_uses_new_questions_models_and_keys(tmp_path, no_lessons):
     assert len(set(models)) == 4
     assert not any(m.startswith("fault-") or m == "Qwen/Qwen2.5-7B-Instruct" for m in models)
     assert len(set(keys)) == 4  # a fresh server key per run, a fresh wrong key per check
+
+
+# -- an assignment repository, and the workflow that grades it ------------------------------
+def test_a_generated_assignment_repository_grades_itself(tmp_path):
+    repo = tmp_path / "assignment"
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_student_edition.py"), "--template", repo],
+        check=True,
+        capture_output=True,
+    )
+    shutil.copyfile(APP, repo / "app.py")  # the reference, markers and all: it is a solution
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "start"]):
+        who = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+        subprocess.run(["git", "-C", str(repo), *who, *args], check=True, env=env)
+    result = grade("--only", "single,env_not,key_in", cwd=repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert score(result.stdout) == (25, 25)
+
+
+def test_a_refused_submission_still_gets_a_result_json(tmp_path, no_lessons):
+    out = tmp_path / "result.json"
+    result = grade("--app", "app.py", "--classroom50", str(out), lessons=no_lessons)
+    assert result.returncode == 2
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["score"] == 0 and not data["tests"][0]["passed"]
+    assert "student/app.py" in data["tests"][0]["test-name"]
+
+
+def test_the_workflow_runs_the_teacher_s_pinned_grader_on_the_workspace():
+    yaml = pytest.importorskip("yaml")
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "grade.yml").read_text("utf-8"))
+    assert workflow["permissions"] == {"contents": "read"}
+    steps = workflow["jobs"]["grade"]["steps"]
+    checkouts = [s for s in steps if str(s.get("uses", "")).startswith("actions/checkout")]
+    assert all(s["with"]["persist-credentials"] is False for s in checkouts)
+    grader = next(s for s in checkouts if "repository" in s["with"])
+    assert grader["with"]["repository"] == "${{ env.GRADER_REPOSITORY }}"
+    assert grader["with"]["ref"] == "${{ env.GRADER_REF }}"
+    submission = next(s for s in checkouts if "repository" not in s["with"])
+    assert submission["with"]["fetch-depth"] == 0  # the whole history, for the key scan
+    assert steps.index(grader) < steps.index(submission)
+    text = "\n".join(str(s.get("run", "")) for s in steps)
+    assert 'mv trusted-grader "$RUNNER_TEMP/grader"' in text  # out of the workspace
+    grade_step = next(s for s in steps if "python -m grading" in str(s.get("run", "")))
+    assert grade_step["working-directory"] == "${{ runner.temp }}/grader"
+    assert '--repo "$GITHUB_WORKSPACE"' in grade_step["run"]
+    assert "-u GITHUB_STEP_SUMMARY" in grade_step["run"]  # the program cannot find it
+    assert 'pip install -r "$RUNNER_TEMP/grader/grading/requirements.txt"' in text
+    everything = (ROOT / ".github" / "workflows" / "grade.yml").read_text("utf-8")
+    assert "secrets." not in everything and "github.token" not in everything
+    assert "GITHUB_TOKEN" not in everything
