@@ -168,6 +168,11 @@ def common_problem(run: Run, what: str) -> str | None:
         )
     if run.truncated:
         return f"{what}时程序输出了 {run.stdout_total // (1 << 20)} MB 文字：只打印回答本身。"
+    if "\ufffd" in run.stdout:
+        return (
+            "输出里有乱码“\ufffd”：一个汉字的 UTF-8 字节被切在了两块之间。要先把字节接起来、"
+            '按 b"\\n" 切出完整的一行，再 decode 整行（不要一块一块地 decode）。'
+        )
     if _MOJIBAKE.search(run.stdout):
         return (
             "输出里的中文是乱码（像“ä½ å¥½”）：把收到的字节用 UTF-8 解码，"
