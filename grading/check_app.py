@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from lesson_helpers.local_server import LocalServer, RequestRecord
 
@@ -382,10 +381,3 @@ APP_CHECKS = [
     check_close_delimited,
     check_uses_requests,
 ]
-
-
-def app_name(app: Path, root: Path) -> str:
-    try:
-        return app.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return app.name

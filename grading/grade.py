@@ -30,6 +30,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lesson_helpers.local_server import LocalServer
 
@@ -51,6 +52,11 @@ from .output import (
 )
 from .repo_scan import scan_repository
 from .sandbox import enable_orphan_reaping, reap_orphans
+
+if TYPE_CHECKING:  # grading.notebooks is imported only when there are lessons to grade
+    from nbformat import NotebookNode
+
+    from .notebooks import KitCopy, Lesson
 
 ROOT = Path(__file__).resolve().parent.parent  # the grader's own (trusted) tree
 APP_WORKERS = 3  # app.py runs side by side (they mostly wait for the server)
@@ -97,9 +103,9 @@ class _Plan:
         self.submission = submission
         self.app_checks = _selected(APP_CHECKS, words)
         self.repo_checks = _selected(REPO_CHECKS, words)
-        self.lessons: list = []
-        self.answers: list = []
-        self.kit = None
+        self.lessons: list[Lesson] = []
+        self.answers: list[NotebookNode | str] = []  # the student's notebook, or a problem
+        self.kit: KitCopy | None = None
         files = sorted(args.lessons.glob("*.ipynb")) if args.lessons.is_dir() else []
         if words:
             files = [
@@ -108,7 +114,6 @@ class _Plan:
         if files:
             from . import notebooks  # nbclient & co: imported before any student code runs
 
-            self.notebooks = notebooks
             self.lessons = notebooks.load_lessons(files)
             if self.lessons and submission.kind == "course" and not submission.notebooks.is_dir():
                 raise RefusalError(missing_notebooks_line(submission))
@@ -148,10 +153,13 @@ def _grade_app(plan: _Plan, scratch: Path) -> list[Result]:
 
 
 def _grade_notebooks(plan: _Plan, timeout: float | None) -> list[Result]:
+    if not plan.lessons or plan.kit is None:
+        return []
+    from .notebooks import NOTEBOOK_TIMEOUT, grade_lesson
+
     results: list[Result] = []
     for lesson, answer in zip(plan.lessons, plan.answers, strict=True):
-        kw = {} if timeout is None else {"timeout": timeout}
-        results += plan.notebooks.grade_lesson(lesson, answer, plan.kit, **kw)
+        results += grade_lesson(lesson, answer, plan.kit, timeout or NOTEBOOK_TIMEOUT)
     return results
 
 

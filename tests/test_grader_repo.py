@@ -159,7 +159,9 @@ def test_a_key_in_the_history_fails_the_whole_submission(repo, tmp_path):
     git(repo, "commit", "-qam", "oops, removed")
     lessons = tmp_path / "no-lessons"
     lessons.mkdir()
-    result = grade("--repo", str(repo), "--lessons", str(lessons), "--only", "single,key_in,env_not")
+    result = grade(
+        "--repo", str(repo), "--lessons", str(lessons), "--only", "single,key_in,env_not"
+    )
     assert result.returncode == 1
     assert "✓ 单轮对话" in result.stdout  # app.py itself is fine ...
     assert re.search(r"得分：0/25", result.stdout), result.stdout  # ... but it all counts 0
