@@ -221,8 +221,8 @@ MISTAKES = {
     "decode each piece": [
         (
             "split_utf8",
-            "buffer += piece",
-            'buffer += piece.decode("utf-8", "replace").encode()',
+            '*ends, rest = piece.split(b"\\n")',
+            '*ends, rest = piece.decode("utf-8", "replace").encode().split(b"\\n")',
             "",
         ),
         (
@@ -249,7 +249,12 @@ MISTAKES = {
         )
     ],
     "no stream: true": [
-        ("single_turn", '"stream": True,  # ask', '"stream": False,  # ask', '没有 "stream": true')
+        (
+            "single_turn",
+            '"stream": True,  # 请服务器',
+            '"stream": False,  # 请服务器',
+            '没有 "stream": true',
+        )
     ],
 }
 
