@@ -1,28 +1,35 @@
-"""Command line: ``python -m lesson_helpers serve | doctor | chat``.
+"""Command line: ``python -m lesson_helpers serve | doctor | chat | record``.
 
 Exit codes: 0 done; 1 an error (one line on stderr); 2 wrong usage; 3 the answer ended but is
 not complete (cut at ``max_tokens``, stopped by a content filter, a tool call or only
-reasoning instead of an answer: one line on stderr says which); 130 stopped with Ctrl-C.
+reasoning instead of an answer: one line on stderr says which; for ``record``: the recording
+was written, but the response broke off); 130 stopped with Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
+from dataclasses import replace
 from typing import NoReturn
 
 from .chunks import ChatResult
-from .config import ConfigError
+from .config import ConfigError, Secret
 from .errors import LLMError, StreamRedactor, finish_note
 
 USAGE_EXAMPLES = """例子:
   python -m lesson_helpers serve --port 8000           启动本地练习服务器
   python -m lesson_helpers doctor                      检查环境、.env 和服务商
   python -m lesson_helpers chat "什么是流式输出？"       问一个问题，流式打印回答
+  python -m lesson_helpers record --out hello.jsonl "你好"
+                                                       录下服务商的一次回答（不含密钥）
+  python -m lesson_helpers serve --replay hello.jsonl  回放录音：模型 replay:hello
 """
 EXIT_ERROR, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 1, 2, 3, 130
 MAX_PACE = 60.0  # seconds between tokens; more than this is a typo, not a lesson
+MAX_REPLAY_SPEED = 1000.0
 # finish reasons after which the printed answer is not the whole answer
 _INCOMPLETE = {"length", "content_filter", "tool_calls", "function_call", None}
 
@@ -58,13 +65,49 @@ def _pace(text: str) -> float:
     return pace
 
 
+def _speed(text: str) -> float:
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = math.nan
+    if not 0 <= speed <= MAX_REPLAY_SPEED:  # also false for nan
+        raise argparse.ArgumentTypeError(
+            f"回放速度要写 0 到 {MAX_REPLAY_SPEED:g} 之间的数（1 = 原速，2 = 两倍速，"
+            f"0 = 不等待），收到的是 {text!r}"
+        )
+    return speed
+
+
+def _param(text: str) -> tuple[str, object]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(
+            f"--param 要写成 名字=值（例如 max_tokens=5 或 temperature=0），收到的是 {text!r}"
+        )
+    try:
+        parsed: object = json.loads(value)
+    except ValueError:
+        parsed = value  # not JSON: the text itself
+    return name.strip(), parsed
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .config import mask_key
     from .local_server import DEFAULT_API_KEY, LocalServer
+    from .recording import RecordingError
 
     api_key = None if args.no_auth else args.api_key
     try:
-        server = LocalServer(port=args.port, api_key=api_key, pace=args.pace)
+        server = LocalServer(
+            port=args.port,
+            api_key=api_key,
+            pace=args.pace,
+            replay=args.replay or None,
+            replay_speed=args.replay_speed,
+        )
+    except RecordingError as exc:
+        print(f"错误：{exc}", file=sys.stderr)
+        return EXIT_ERROR
     except OSError as exc:
         print(
             f"无法在端口 {args.port} 上启动：{exc.strerror}。换一个端口，或用 --port 0。",
@@ -82,6 +125,10 @@ def _serve(args: argparse.Namespace) -> int:
         f"本地练习服务器已启动（{key_text}，每个 token 间隔 {args.pace:g} 秒）。Ctrl-C 停止。",
         flush=True,
     )
+    if args.replay:
+        replayed = [m for m in server.models if m.startswith("replay:")]
+        pace = "不等待" if not args.replay_speed else f"{args.replay_speed:g} 倍速"
+        print(f"回放 {len(replayed)} 段录音（{pace}）：{'、'.join(replayed)}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -148,6 +195,73 @@ def _chat(args: argparse.Namespace) -> int:
     return _report_end(stream.result)
 
 
+class _Printed:
+    """Prints text as it comes (already free of the key) and remembers whether it did."""
+
+    printed = False
+
+    def append(self, text: str) -> None:
+        print(text, end="", flush=True)
+        self.printed = True
+
+
+def _record(args: argparse.Namespace) -> int:
+    from .config import load_settings
+    from .record import RecordError, check_out_path, print_summary, record, shown_url
+    from .recording import RecordingError
+    from .session import local_server
+
+    question = " ".join(args.question).strip()
+    if not question:
+        print(
+            "请在 record 后面写上问题，例如："
+            'python -m lesson_helpers record --out hello.jsonl "你好"',
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    shown = _Printed()
+    try:
+        check_out_path(args.out, args.force)  # before anything is sent
+        settings = load_settings()
+        if settings.is_local:  # the kit's practice server, in this process
+            server = local_server()
+            settings = replace(
+                settings, base_url=server.base_url, api_key=Secret(server.api_key or "")
+            )
+        elif settings.needs_key and not settings.has_key:
+            print(
+                "没有配置密钥（LLM_API_KEY）：录制要连真实的服务商，请先在 .env 里配好密钥"
+                "（想录本地练习服务器的回答，就设 LLM_PROVIDER=local）。",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
+        model = args.model or settings.model
+        print(f"正在录制：{shown_url(settings.base_url)}，模型 {model}", file=sys.stderr)
+        result = record(
+            settings,
+            question,
+            args.out,
+            api=args.api,
+            model=args.model,
+            system=args.system,
+            params=dict(args.param),
+            description=args.description,
+            force=args.force,
+            show=shown.append,
+        )
+    except (RecordError, RecordingError) as exc:
+        if shown.printed:
+            print(flush=True)  # end the answer's line before the error line
+        print(f"错误：{exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if shown.printed:
+        print(flush=True)
+    print_summary(result, settings)
+    if result.recording.outcome == "interrupted":
+        return EXIT_INTERRUPTED
+    return 0 if result.recording.outcome == "complete" else EXIT_INCOMPLETE
+
+
 def _report_end(result: ChatResult) -> int:
     """The usage line, and why the answer ended when that was unusual; the exit code."""
     usage = result.usage
@@ -176,10 +290,45 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--api-key", default="local-practice-key", help="key clients must send")
     serve.add_argument("--no-auth", action="store_true", help="accept requests without a key")
     serve.add_argument("--pace", type=_pace, default=0.02, help="seconds between tokens")
+    serve.add_argument(
+        "--replay",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="replay a recording (a .jsonl file, a folder of them, or a shipped recording's "
+        "name) as model replay:<name>; may be given several times",
+    )
+    serve.add_argument(
+        "--replay-speed",
+        type=_speed,
+        default=1.0,
+        metavar="N",
+        help="replay N times as fast (1 = as recorded, 0 = without waiting)",
+    )
     sub.add_parser("doctor", help="check Python, packages, .env, the key and the provider")
     chat = sub.add_parser("chat", help="ask one question and stream the answer")
     chat.add_argument("question", nargs="*")
     chat.add_argument("--model", default=None)
+    rec = sub.add_parser(
+        "record", help="ask one question and record the provider's response (no key in it)"
+    )
+    rec.add_argument("question", nargs="*")
+    rec.add_argument("--out", required=True, metavar="FILE", help="the recording (.jsonl)")
+    rec.add_argument("--model", default=None, help="model (default: LLM_MODEL or the preset's)")
+    rec.add_argument("--system", default=None, help="a system prompt")
+    rec.add_argument(
+        "--api", choices=["chat", "responses", "messages"], default="chat", help="which API"
+    )
+    rec.add_argument(
+        "--param",
+        type=_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="one more field of the request body, e.g. max_tokens=5 (VALUE as JSON if it is)",
+    )
+    rec.add_argument("--description", default=None, help="one line saying what it is")
+    rec.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
@@ -188,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
             from .doctor import run_doctor
 
             return run_doctor()
+        if args.command == "record":
+            return _record(args)
         return _chat(args)
     except (LLMError, ConfigError) as exc:
         print(f"错误：{exc}", file=sys.stderr)

@@ -13,6 +13,8 @@ from dataclasses import replace
 from .client import ChatClient, debug_output_warning, proxy_problem
 from .config import ConfigError, Secret, Settings, load_settings
 from .local_server import MODELS, LocalServer
+from .local_server.replay import ReplaySource, install
+from .recording import resolve
 
 __all__ = ["chat_client", "connect", "local_server"]
 
@@ -44,7 +46,13 @@ def local_server() -> LocalServer:
         return _server
 
 
-def connect(*, quiet: bool = False, local: bool | None = None) -> Settings:
+def connect(
+    *,
+    quiet: bool = False,
+    local: bool | None = None,
+    replay: ReplaySource | None = None,
+    replay_speed: float = 1.0,
+) -> Settings:
     """Settings for the lessons, printing one line that says where requests will go.
 
     With a key in `.env` (and ``LLM_PROVIDER`` not ``local``) the real provider is used; a
@@ -52,7 +60,16 @@ def connect(*, quiet: bool = False, local: bool | None = None) -> Settings:
     without a key. Otherwise the local practice server is started in the background and used
     instead. A configuration problem raises :class:`~lesson_helpers.config.ConfigError`,
     which a notebook shows as one line with the fix (never a traceback).
+
+    ``replay``: recordings to replay (files, folders, or names of the kit's own recordings
+    such as ``"siliconflow_seed"``; see :mod:`lesson_helpers.recording`). They are added to
+    the local server as ``replay:<name>`` models, played at ``replay_speed`` (0: at once),
+    and the settings point at the local server with the first of them as the model, key or
+    no key. A malformed recording raises
+    :class:`~lesson_helpers.recording.RecordingError` (one line naming the file and line).
     """
+    if replay is not None:
+        return _connect_replay(replay, replay_speed, quiet)
     settings = load_settings()
     if local is None:
         use_local = settings.is_local or (settings.needs_key and not settings.has_key)
@@ -81,6 +98,26 @@ def connect(*, quiet: bool = False, local: bool | None = None) -> Settings:
         base_url=server.base_url,
         api_key=Secret(server.api_key or ""),
         model=model,
+    )
+
+
+def _connect_replay(replay: ReplaySource, speed: float, quiet: bool) -> Settings:
+    recordings = resolve(replay)  # a bad file: one line, before anything starts
+    settings = load_settings()
+    server = local_server()
+    models = install(server, recordings, speed)
+    if not quiet:
+        ids = [model.id for model in models]
+        names = "、".join(ids) if len(ids) <= 4 else "、".join(ids[:3]) + f" 等 {len(ids)} 段"
+        pace = "不等待" if not speed else "按录下的节奏" if speed == 1 else f"{speed:g} 倍速"
+        print(f"回放录音（本地练习服务器，不联网、不花钱，{pace}）：{names}。")
+        _warn_debug_output()
+    return replace(
+        settings,
+        provider="local",
+        base_url=server.base_url,
+        api_key=Secret(server.api_key or ""),
+        model=models[0].id,
     )
 
 

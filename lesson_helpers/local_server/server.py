@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from ..recording import resolve
 from .bodies import BadBodyError, parse_json, read_body
 from .connections import (
     CLOSE,
@@ -38,6 +39,7 @@ from .connections import (
 )
 from .exchange import Exchange, Memory, Timetable, encode_json, random_id
 from .models import ModelSpec, ModelTable
+from .replay import ReplaySource, check_speed, install
 from .request_log import REQUEST_LOG_SIZE, RequestLog, RequestRecord, masked_headers
 from .routes import (
     ROUTES,
@@ -401,7 +403,9 @@ class LocalServer:
     ``models``: this server's model table (default: a copy of the built-in one, see
     :class:`~lesson_helpers.local_server.models.ModelTable`); change it with
     :meth:`register` and :meth:`unregister`. ``server.requests`` lists what it received.
-    ``idle_timeout`` / ``read_timeout``: see :mod:`.connections`.
+    ``idle_timeout`` / ``read_timeout``: see :mod:`.connections`. ``replay``: recordings to
+    offer as ``replay:<name>`` models, at ``replay_speed`` (see :mod:`.replay`); a malformed
+    one raises :class:`~lesson_helpers.recording.RecordingError`.
 
     A port outside 0-65535 raises OSError (EINVAL), like a port that is taken; a pace or
     timeout that is not a finite number of seconds >= 0 raises ValueError.
@@ -417,7 +421,11 @@ class LocalServer:
         request_log_size: int = REQUEST_LOG_SIZE,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
+        replay: ReplaySource | None = None,
+        replay_speed: float = 1.0,
     ) -> None:
+        recordings = resolve(replay) if replay is not None else []  # before taking the port
+        check_speed(replay_speed)
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise OSError(
                 errno.EINVAL, f"the port must be an integer from 0 to 65535, not {port!r}"
@@ -435,6 +443,8 @@ class LocalServer:
         self.port: int = self._server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self._thread: threading.Thread | None = None
+        if replay is not None:
+            install(self, recordings, replay_speed)
 
     # -- models, routes, requests -----------------------------------------------------------
     @property
