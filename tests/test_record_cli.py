@@ -358,6 +358,16 @@ def test_a_response_that_echoes_the_key_is_not_recorded(tmp_path, script):
     no_key_anywhere(result.stdout, result.stderr)
 
 
+def test_a_key_in_a_header_that_is_not_kept_is_simply_not_recorded(tmp_path):
+    headers = {"Content-Type": "text/event-stream", "Set-Cookie": f"key={FAKE_KEY}"}
+    with FakeProvider(Script(headers=headers)) as fake:
+        result = run(["record", "--out", "ok.jsonl", "你好"], tmp_path, env_for(fake.base_url))
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "ok.jsonl").read_text("utf-8")
+    assert "Set-Cookie" not in text and "cookie" not in text.lower()
+    no_key_anywhere(text, result.stdout, result.stderr)
+
+
 # -- errors are recorded too ----------------------------------------------------------------------
 def test_an_error_response_is_recorded_with_the_providers_words(tmp_path):
     body = b'{"code":20015,"message":"Invalid token","data":null}'

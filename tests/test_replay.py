@@ -183,6 +183,24 @@ def test_a_cut_recording_is_cut_again_and_the_client_keeps_the_text():
     assert caught.value.partial_text == "a"
 
 
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_length_body_that_broke_off_breaks_off_again(status):
+    rec = recording(
+        status=status,
+        headers={"Content-Type": "application/json"},
+        pieces=(Piece(0.05, b'{"choi'),),
+        end=0.1,
+        transfer="length",
+        outcome="cut",
+    )
+    with LocalServer(replay=rec, replay_speed=0) as server, post(server, "replay:t") as response:
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            response.content  # noqa: B018 -- reading it is the test
+    with LocalServer(replay=rec, replay_speed=0) as server:
+        with pytest.raises(errors.LLMError):
+            ChatClient(settings_for(server, "replay:t"), max_retries=0).chat(HELLO)
+
+
 def test_an_error_status_with_pieces_keeps_the_pieces():
     page = (Piece(0.05, b"<html><title>502 Bad"), Piece(0.25, b" Gateway</title></html>"))
     rec = recording(status=502, headers={"Content-Type": "text/html"}, pieces=page, end=0.25)

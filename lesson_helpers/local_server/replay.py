@@ -12,7 +12,9 @@ not change what is replayed.
 
 The body is framed as it was received (chunked: one HTTP chunk per piece; a
 ``Content-Length``; or ended by closing the connection), except that an error status is
-always sent with a ``Content-Length`` (the whole body is known in advance). The server adds
+always sent with a ``Content-Length`` (the whole body is known in advance); a body with a
+length that broke off announces one byte more than it has, so it ends too early again. The
+server adds
 its own ``Date``, ``Server`` and ``X-Request-Id`` headers (and ``Cache-Control`` on a 200
 stream), as it does for every response. A request for a recording on another API is refused
 in that API's error shape.
@@ -86,8 +88,11 @@ def play(recording: Recording, ex: Exchange, speed: float = 1.0) -> None:
     content_type, headers = _content_type_and_rest(recording)
     pieces = recording.pieces
     if recording.status != 200 or recording.transfer == "length":
-        total = str(len(recording.body))
-        ex.send_bytes(recording.status, b"", content_type, {**headers, "Content-Length": total})
+        # A body that broke off promises one byte more than it has, so that the client sees
+        # it end too early, as the recorder did.
+        total = len(recording.body) + (recording.outcome != "complete")
+        head = {**headers, "Content-Length": str(total)}
+        ex.send_bytes(recording.status, b"", content_type, head)
     else:
         chunked = recording.transfer == "chunked"
         ex.start_stream(chunked=chunked, content_type=content_type, headers=headers)
