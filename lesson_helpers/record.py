@@ -10,7 +10,8 @@ the request without any header (so without the key), the status, the headers tha
 the body exactly as received (de-chunked and decoded), each piece with the time it arrived.
 
 The file is written all at once at the end, and only when it holds no piece of the key: a
-server that echoes the key (in a header or the body) gets nothing written. What the terminal
+server that echoes the key (in any response header, even one a recording drops, or in the
+body) gets nothing written. What the terminal
 shows goes through :class:`~lesson_helpers.errors.StreamRedactor` and hides any 8 characters
 of the key too. Every failure is a :class:`RecordError` (one line).
 """
@@ -40,6 +41,8 @@ from .recording import (
     SUFFIX,
     Piece,
     Recording,
+    RecordingError,
+    holds_secret,
     kept_headers,
     write,
 )
@@ -416,6 +419,13 @@ def record(
     if response.status_code == 200 and not streamed:
         display.whole(recording.body)
     shown.end()
+    echoed = "\n".join(f"{name}: {value}" for name, value in response.headers.items())
+    if secret and holds_secret(echoed, secret):  # even in a header a recording would drop
+        raise RecordingError(
+            f"服务器发回的响应头里有你的密钥（或其中连续 {SECRET_PIECE} 个以上的字符），为了安全，"
+            f"没有写入 {path.name}：多半是代理或网关把它发了回来，请检查 LLM_BASE_URL，"
+            "并考虑到服务商后台作废这把密钥。"
+        )
     try:
         write(path, recording, secret=secret)  # RecordingError when it holds the key
     except OSError as exc:

@@ -86,6 +86,7 @@ __all__ = [
     "RecordingError",
     "dumps",
     "find_secret",
+    "holds_secret",
     "kept_headers",
     "loads",
     "read",
@@ -266,6 +267,17 @@ def _pieces_of(secret: str) -> set[str]:
         width = min(len(spelling), SECRET_PIECE)
         pieces.update(spelling[i : i + width] for i in range(len(spelling) - width + 1))
     return pieces
+
+
+def holds_secret(text: str | bytes, secret: str) -> bool:
+    """True when ``text`` holds ``secret`` or any 8+ character piece of it (also JSON-escaped or
+    URL-encoded). A key shorter than 4 characters is not looked for."""
+    if len(secret) < _MIN_SECRET:
+        return False
+    pieces = _pieces_of(secret)
+    if isinstance(text, bytes):
+        return any(piece.encode() in text for piece in pieces)
+    return any(piece in text for piece in pieces)
 
 
 def _written(*values: str) -> str:

@@ -358,14 +358,27 @@ def test_a_response_that_echoes_the_key_is_not_recorded(tmp_path, script):
     no_key_anywhere(result.stdout, result.stderr)
 
 
-def test_a_key_in_a_header_that_is_not_kept_is_simply_not_recorded(tmp_path):
-    headers = {"Content-Type": "text/event-stream", "Set-Cookie": f"key={FAKE_KEY}"}
+@pytest.mark.parametrize("name", ["Set-Cookie", "X-Echo"])
+def test_a_key_echoed_in_any_header_is_refused_too(tmp_path, name):
+    # A recording would drop these headers, but a server that sends the key back is a
+    # problem the recorder must point out.
+    headers = {"Content-Type": "text/event-stream", name: f"key={FAKE_KEY}"}
+    with FakeProvider(Script(headers=headers)) as fake:
+        result = run(["record", "--out", "x.jsonl", "你好"], tmp_path, env_for(fake.base_url))
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("错误")]
+    assert len(errors) == 1 and "响应头" in errors[0] and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+    no_key_anywhere(result.stdout, result.stderr)
+
+
+def test_cookies_and_other_headers_are_never_recorded(tmp_path):
+    headers = {"Content-Type": "text/event-stream", "Set-Cookie": "session=abc", "X-Other": "1"}
     with FakeProvider(Script(headers=headers)) as fake:
         result = run(["record", "--out", "ok.jsonl", "你好"], tmp_path, env_for(fake.base_url))
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "ok.jsonl").read_text("utf-8")
-    assert "Set-Cookie" not in text and "cookie" not in text.lower()
-    no_key_anywhere(text, result.stdout, result.stderr)
+    assert "cookie" not in text.lower() and "session=abc" not in text and "X-Other" not in text
 
 
 # -- errors are recorded too ----------------------------------------------------------------------
