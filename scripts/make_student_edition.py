@@ -1,11 +1,12 @@
-"""Make the student edition of app.py: the same program with its key parts cut out.
+"""Make the student edition: app.py and the lessons with their solutions cut out.
 
-    python scripts/make_student_edition.py               # (re)write student/app.py
-    python scripts/make_student_edition.py --check       # exit 1 if student/app.py is stale
+    python scripts/make_student_edition.py               # (re)write student/app.py and
+                                                         #   student/notebooks/
+    python scripts/make_student_edition.py --check       # exit 1 if any of them is stale
     python scripts/make_student_edition.py --template DIR
                                                          # an assignment repository in DIR
 
-In app.py, each part students write themselves sits between two marker lines::
+**app.py.** Each part students write themselves sits between two marker lines::
 
     # --- BEGIN SOLUTION: request ---
     ...the reference solution...
@@ -15,6 +16,17 @@ The student edition replaces every such region by the TODO instructions below an
 ``raise NotImplementedError("TODO n: ...")``; app.py's ``main()`` turns that into one line
 ("app.py 还没写完：TODO 1：...") instead of a traceback. Everything else is copied unchanged, so
 the two files never drift apart.
+
+**The lessons.** The notebooks in notebooks/ are the teacher edition (nbgrader's format: see
+grading/editions.py). ``grading.editions.student_notebook`` makes each student edition: solution
+regions replaced by a stub, teacher-only cells dropped, outputs cleared. A lesson that still
+has a hidden reference cell of the old format (tag ``solution``) is skipped with a warning,
+since that cell would carry the solution into the student edition.
+
+**An assignment repository** (``--template DIR``): the student notebooks in ``notebooks/``, the
+student ``app.py`` at the root, the grader and the kit it runs on, the workflow, the setup
+files, a README, a requirements.txt with only what the assignment needs, and a pytest setup
+whose one test asks the grader for full marks.
 """
 
 from __future__ import annotations
@@ -23,12 +35,24 @@ import argparse
 import re
 import shutil
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
+
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # for grading.editions, when run as a script
+
+from grading.editions import BEGIN as NOTEBOOK_BEGIN  # noqa: E402
+from grading.editions import EditionError, student_notebook  # noqa: E402
+
 SOLUTION = ROOT / "app.py"
-STUDENT = ROOT / "student" / "app.py"
+STUDENT_DIR = ROOT / "student"
+STUDENT = STUDENT_DIR / "app.py"
+TEACHER_NOTEBOOKS = ROOT / "notebooks"
+OLD_SOLUTION_TAG = "solution"  # the old format's hidden reference cells
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)# --- BEGIN SOLUTION: (?P<name>[\w -]+?) ---[ \t]*$")
 END = re.compile(r"^[ \t]*# --- END SOLUTION ---[ \t]*$")
@@ -167,46 +191,208 @@ def _todo_block(todo: Todo, indent: str) -> str:
     return comments + f'{indent}raise NotImplementedError("{message}")\n'
 
 
+# -- the lessons ------------------------------------------------------------------------------
+class LessonError(ValueError):
+    """A teacher notebook that cannot be made into a student edition (the message says why)."""
+
+
+def student_lesson(path: Path) -> str:
+    """The student edition of the teacher notebook at ``path``, as the text of an .ipynb."""
+    nb = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        if OLD_SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
+            raise LessonError(
+                f"cell {index}: a hidden reference cell (tag {OLD_SOLUTION_TAG!r}, the "
+                "old exercise format) would stay in the student edition; convert the exercise to "
+                "one nbgrader solution cell"
+            )
+    try:
+        student = student_notebook(nb, path.name)
+    except EditionError as exc:
+        raise LessonError(str(exc)) from None
+    text = nbformat.writes(student)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def student_lessons(folder: Path = TEACHER_NOTEBOOKS) -> tuple[dict[str, str], list[str]]:
+    """File name → student edition of every lesson in ``folder``, and the lessons skipped
+    (one line each, saying why)."""
+    made: dict[str, str] = {}
+    skipped: list[str] = []
+    for path in sorted(folder.glob("*.ipynb")):
+        try:
+            made[path.name] = student_lesson(path)
+        except LessonError as exc:
+            skipped.append(f"skipped {path.relative_to(ROOT).as_posix()}: {exc}")
+    return made, skipped
+
+
+def edition_files(app_source: str, student_dir: Path = STUDENT_DIR) -> dict[Path, str]:
+    """Every file of the course repository's student edition (student/), with its text."""
+    files = {student_dir / "app.py": make_student_edition(app_source)}
+    made, _ = student_lessons()
+    files.update({student_dir / "notebooks" / name: text for name, text in made.items()})
+    return files
+
+
+def stale_files(app_source: str, student_dir: Path = STUDENT_DIR) -> list[str]:
+    """The files of student/ that differ from what this script would write, are missing, or
+    should not be there (relative to the folder that holds student/)."""
+    expected = edition_files(app_source, student_dir)
+    stale = [
+        path
+        for path, text in expected.items()
+        if not path.is_file() or path.read_text(encoding="utf-8") != text
+    ]
+    stale += [p for p in sorted((student_dir / "notebooks").glob("*.ipynb")) if p not in expected]
+    return [path.relative_to(student_dir.parent).as_posix() for path in stale]
+
+
+def write_edition(app_source: str, student_dir: Path = STUDENT_DIR) -> list[Path]:
+    """(Re)write student/: app.py and every lesson; remove lessons that are no longer there."""
+    files = edition_files(app_source, student_dir)
+    (student_dir / "notebooks").mkdir(parents=True, exist_ok=True)
+    for path in sorted((student_dir / "notebooks").glob("*.ipynb")):
+        if path not in files:
+            path.unlink()
+    for path, text in files.items():
+        path.write_text(text, encoding="utf-8")
+    return list(files)
+
+
 # -- an assignment repository ----------------------------------------------------------------
-# What a class's repositories need: the student edition as app.py, the autograder and the
-# local server it grades against, the workflow, and the setup files (no solution, no lessons).
+# What a class's repositories need: the student edition (notebooks/ and app.py), the grader and
+# the local server it grades against, the workflow, and the setup files. No solution.
 TEMPLATE_FILES = (
     ".gitignore",
     ".env.example",
     ".github/workflows/grade.yml",
-    ".devcontainer/devcontainer.json",
     "runtime.txt",
-    "pyproject.toml",
-    "requirements.txt",
 )
 TEMPLATE_DIRS = ("grading", "lesson_helpers")
+SKIPPED_PARTS = frozenset({"__pycache__", ".ipynb_checkpoints", ".pytest_cache"})
 
-TEMPLATE_README = """\
-# 作业：流式对话程序 app.py
+LESSONS_COMMAND = (
+    "jupyter lab --notebook-dir=. --ContentsManager.allow_hidden=True notebooks/00_setup.ipynb"
+)
 
-补全 `app.py` 里标着 **TODO 1～4** 的四个地方，让它能边生成边显示大模型的回答。
+TEMPLATE_REQUIREMENTS = """\
+# What this assignment needs, and no more: the lessons (the notebooks in notebooks/), your
+# app.py, and the grader (python -m grading). Nothing else is installed.
+#
+# Opening and running the lessons:
+jupyterlab>=4.2
+# Lesson 04's live view:
+ipywidgets>=8.1
+# Lesson 05 compares app.py with the official SDK:
+openai>=1.40
+# app.py and the lessons talk to the model with these:
+requests>=2.32
+urllib3>=2.3
+python-dotenv>=1.0
+# The grader (python -m grading):
+-r grading/requirements.txt
+# The kit's helper package (lesson_helpers), importable from the notebooks:
+-e .
+"""
 
-## 准备
+TEMPLATE_PYTEST = """\
+[tool.pytest.ini_options]
+# `pytest` in an assignment repository asks one question: is the assignment finished?
+# tests/test_assignment.py runs the grader (python -m grading) and passes only at full marks.
+# (The course repository's own test settings, nbval on the teacher's notebooks, do not apply.)
+testpaths = ["tests"]
+addopts = "-p no:cacheprovider"
+"""
+
+TEMPLATE_TEST = '''\
+"""`pytest` in this repository: is the assignment finished?
+
+It runs the grader, exactly as `python -m grading` does (your notebooks and app.py, against the
+bundled local practice server: no key, no network), and passes only at full marks. When it
+fails, the message is the grader's report: which exercise or check failed, and a hint.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_grader_gives_full_marks() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "grading"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=1200,
+        check=False,
+    )
+    report = (result.stdout + result.stderr).strip()
+    assert result.returncode == 0, "还没有满分（python -m grading 的报告如下）：\\n" + report
+'''
+
+TEMPLATE_README = f"""\
+# 作业：课程练习 + 流式对话程序 app.py
+
+这个仓库就是你的作业，要完成两部分：
+
+1. **课程练习**：`notebooks/` 里的每一课（学生版）都有几个练习。每个练习是一个代码格，
+   函数的名字、参数和说明已经写好；删掉函数体里那一行 `raise NotImplementedError("还没完成")`，
+   换成你的代码。先运行练习格，再运行紧挨着它的检查格：`✓` 表示做对了，`✗`（红色）说明哪里不对、
+   还差什么。
+2. **`app.py`**：补全标着 **TODO 1～4** 的四个地方（在编辑器里搜索 “TODO”），让它能边生成边显示
+   大模型的回答。第 5 课讲它。
+
+要改的只有 `notebooks/` 里的练习格和 `app.py`；`grading/`、`lesson_helpers/` 是评分程序和
+课程包，不用动。
+
+## 准备（只需一次）
 
 ```bash
 python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements.txt
 ```
 
-复制 `.env.example` 为 `.env`，在 `LLM_API_KEY=` 后面填上你的密钥（推荐硅基流动）。
-**永远不要提交 `.env`**：它已经写在 `.gitignore` 里。
+Windows（PowerShell）：
 
-没有密钥也能做：另开一个终端运行 `python -m lesson_helpers serve --port 8000`，然后
-
-```bash
-export LLM_BASE_URL=http://127.0.0.1:8000/v1 LLM_API_KEY=local-practice-key
+```powershell
+python -m venv .venv; .venv\\Scripts\\Activate.ps1; pip install -r requirements.txt
 ```
 
-## 运行
+`requirements.txt` 只装作业需要的东西：运行课程的 JupyterLab 和课程用到的库、`app.py` 用的
+`requests` 与 `python-dotenv`，以及评分程序。
+
+## 上课
+
+在仓库根目录（先激活 `.venv`）运行：
+
+```bash
+{LESSONS_COMMAND}
+```
+
+JupyterLab 以仓库根目录为根，一打开就是第 0 课；从 `00_setup` 开始按顺序做。
+
+## 密钥（可以不配）
+
+没有密钥也能做全部练习：课程会自动启动自带的本地练习服务器（只在本机，不联网、不花钱）。
+想用真实的服务商，就把 `.env.example` 复制为 `.env`，在 `LLM_API_KEY=` 后面填上你的密钥
+（推荐硅基流动；第 0 课一步步讲）。**永远不要提交 `.env`**：它已经写在 `.gitignore` 里。
+
+## 运行 app.py
 
 ```bash
 python app.py 你好        # 问一个问题
 python app.py             # 多轮对话：/clear 清空，/quit 退出
 ```
+
+`app.py` 不会自己启动本地练习服务器。没有密钥时，另开一个终端运行
+`python -m lesson_helpers serve --port 8000`，再设置
+`LLM_BASE_URL=http://127.0.0.1:8000/v1` 和 `LLM_API_KEY=local-practice-key`
+（写进 `.env` 或环境变量）。
 
 ## 自测得分
 
@@ -214,25 +400,73 @@ python app.py             # 多轮对话：/clear 清空，/quit 退出
 python -m grading
 ```
 
-它用自带的本地练习服务器（不联网、不花钱）检查你的程序，打印得分和每一项没通过的原因。
-每次 `git push`，GitHub Actions 都会运行同一条命令（见仓库的 Actions 页面）。
+它用自带的本地练习服务器运行你的 notebook 练习和 `app.py`，打印每一课、每一项的结果，
+没通过的给出原因，最后是总分。`pytest` 做同一件事：满分时通过，否则失败并显示同一份报告。
+每次 `git push`，GitHub Actions 也会评分（见仓库的 Actions 页面）。
 """
+
+
+def template_pyproject(source: str) -> str:
+    """The course's pyproject.toml with its pytest settings replaced by the assignment's."""
+    lines = source.splitlines(keepends=True)
+    out: list[str] = []
+    skipping = False
+    for line in lines:
+        if line.startswith("["):
+            skipping = line.strip() == "[tool.pytest.ini_options]"
+        if not skipping:
+            out.append(line)
+    text = "".join(out).rstrip("\n") + "\n\n" + TEMPLATE_PYTEST
+    tomllib.loads(text)  # still valid TOML
+    return text
+
+
+def template_devcontainer(source: str) -> str:
+    """The course's devcontainer.json, opening the assignment's lesson 00 instead."""
+    course = "student/notebooks/00_setup.ipynb"
+    if course not in source:
+        raise LessonError(f".devcontainer/devcontainer.json does not mention {course}")
+    return source.replace(course, "notebooks/00_setup.ipynb")
 
 
 def write_template(target: Path, source: str) -> list[Path]:
     """Write an assignment repository to ``target`` (which must not exist or be empty)."""
     if target.exists() and any(target.iterdir()):
         raise FileExistsError(f"{target} is not empty")
-    written = []
-    for name in TEMPLATE_FILES:
-        written.append(_copy(ROOT / name, target / name))
+    lessons, skipped = student_lessons()
+    for line in skipped:
+        print(line, file=sys.stderr)
+    written = [_copy(ROOT / name, target / name) for name in TEMPLATE_FILES]
     for name in TEMPLATE_DIRS:
         for path in sorted((ROOT / name).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            if path.is_file() and not SKIPPED_PARTS & set(path.parts) and path.suffix != ".pyc":
                 written.append(_copy(path, target / path.relative_to(ROOT)))
-    (target / "app.py").write_text(make_student_edition(source), encoding="utf-8")
-    (target / "README.md").write_text(TEMPLATE_README, encoding="utf-8")
-    return [*written, target / "app.py", target / "README.md"]
+    generated = {
+        "app.py": make_student_edition(source),
+        "README.md": TEMPLATE_README,
+        "requirements.txt": TEMPLATE_REQUIREMENTS,
+        "pyproject.toml": template_pyproject((ROOT / "pyproject.toml").read_text("utf-8")),
+        ".devcontainer/devcontainer.json": template_devcontainer(
+            (ROOT / ".devcontainer" / "devcontainer.json").read_text("utf-8")
+        ),
+        "tests/test_assignment.py": TEMPLATE_TEST,
+        **{f"notebooks/{name}": text for name, text in lessons.items()},
+    }
+    for name, text in generated.items():
+        path = target / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    _refuse_solutions(target)
+    return written
+
+
+def _refuse_solutions(target: Path) -> None:
+    """A last look: the student's files must not hold a solution marker."""
+    for path in [target / "app.py", *sorted((target / "notebooks").glob("*.ipynb"))]:
+        text = path.read_text(encoding="utf-8")
+        if BEGIN.search(text) or NOTEBOOK_BEGIN in text:
+            raise LessonError(f"{path.relative_to(target)} still holds a solution marker")
 
 
 def _copy(source: Path, destination: Path) -> Path:
@@ -244,36 +478,36 @@ def _copy(source: Path, destination: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--check", action="store_true", help="fail if student/app.py is stale")
+    group.add_argument("--check", action="store_true", help="fail if student/ is stale")
     group.add_argument("--template", type=Path, metavar="DIR", help="write an assignment repo")
     args = parser.parse_args(argv)
     source = SOLUTION.read_text(encoding="utf-8")
     try:
-        student = make_student_edition(source)
-    except RegionError as exc:
+        make_student_edition(source)
+        if args.template:
+            files = write_template(args.template, source)
+            print(f"wrote {len(files)} files to {args.template}")
+            return 0
+        _, skipped = student_lessons()
+        for line in skipped:
+            print(line, file=sys.stderr)
+        if args.check:
+            stale = stale_files(source)
+            if stale:
+                print(
+                    f"out of date: {', '.join(stale)}: run python scripts/make_student_edition.py",
+                    file=sys.stderr,
+                )
+                return 1
+            print("student/app.py and student/notebooks/ are up to date")
+            return 0
+        written = write_edition(source)
+    except (RegionError, LessonError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if args.template:
-        try:
-            files = write_template(args.template, source)
-        except FileExistsError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        print(f"wrote {len(files)} files to {args.template}")
-        return 0
-    current = STUDENT.read_text(encoding="utf-8") if STUDENT.exists() else ""
-    if args.check:
-        if current != student:
-            print(
-                "student/app.py is out of date: run python scripts/make_student_edition.py",
-                file=sys.stderr,
-            )
-            return 1
-        print("student/app.py is up to date")
-        return 0
-    STUDENT.parent.mkdir(exist_ok=True)
-    STUDENT.write_text(student, encoding="utf-8")
-    print(f"wrote {STUDENT.relative_to(ROOT)}")
+    print(
+        f"wrote {', '.join(sorted({p.parent.relative_to(ROOT).as_posix() + '/' for p in written}))}"
+    )
     return 0
 
 

@@ -325,30 +325,92 @@ def test_explain_error_catches_wrong_answers(wrong, hint, capsys):
     assert hint in out
 
 
+# -- the stub of the student edition -------------------------------------------------------
+def stub_named(name: str):
+    """What an exercise is in the student edition until it is written."""
+
+    def stub(*args, **kwargs):
+        raise NotImplementedError("还没完成")
+
+    stub.__name__ = stub.__qualname__ = name
+    return stub
+
+
+@pytest.mark.parametrize(
+    ("check", "name"),
+    [
+        (check_is_env_ignored, "is_env_ignored"),
+        (check_my_mask, "my_mask"),
+        (check_make_request, "make_request"),
+        (check_explain_error, "explain_error"),
+    ],
+)
+def test_the_unwritten_stub_is_reported_as_not_done(check, name, capsys):
+    out = run_check(check, stub_named(name), capsys)
+    assert out.startswith(f"✗ 还没完成：{name} ")
+    assert out.count("\n") == 1, out  # one line, no traceback, no hint about an error
+    assert "Traceback" not in out and "NotImplementedError(" not in out
+
+
 # -- the notebooks ---------------------------------------------------------------------------
-SOLUTION_FIRST_LINE = "# 参考答案（先别展开，自己写完再对照）"
+EXERCISES = {
+    "00_setup.ipynb": {"l00-is-env-ignored": 2, "l00-my-mask": 1},
+    "01_raw_http.ipynb": {"l01-make-request": 2, "l01-explain-error": 2},
+}
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_exercises_follow_the_pattern(name):
+    """Each exercise: the task in prose, ONE nbgrader solution cell whose solution sits inside a
+    function body, then its graded check cell; no hidden reference cell of the old format."""
     nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     cells = nb.cells
     assert cells[0].cell_type == "markdown"
     first_code = next(c for c in cells if c.cell_type == "code")
     assert "from lesson_helpers import connect" in first_code.source
+    assert "from lesson_helpers.checks import uses_exercise" in first_code.source
     assert "settings = connect()" in first_code.source
-    solutions = [i for i, c in enumerate(cells) if "solution" in c.metadata.get("tags", [])]
-    assert len(solutions) >= 2
-    for i in solutions:
-        solution, todo, check = cells[i], cells[i + 1], cells[i + 2]
-        assert cells[i - 1].cell_type == "markdown"  # the task
-        assert solution.source.splitlines()[0] == SOLUTION_FIRST_LINE
-        assert solution.metadata["jupyter"]["source_hidden"] is True
-        assert todo.source.startswith("# TODO：在这里写你自己的版本")
-        assert all(
-            not line.strip() or line.lstrip().startswith("#") for line in todo.source.splitlines()
-        ), "the TODO cell must keep the reference when run unchanged"
-        assert re.search(r"\bcheck_\w+\(", check.source)
+    assert not [c for c in cells if "solution" in c.metadata.get("tags", [])]
+    assert not [c for c in cells if c.metadata.get("jupyter", {}).get("source_hidden")]
+    found = {}
+    for i, cell in enumerate(cells):
+        meta = cell.metadata.get("nbgrader")
+        if not meta or not meta["solution"]:
+            continue
+        grade_id = meta["grade_id"]
+        assert meta == {
+            "grade": False,
+            "grade_id": grade_id,
+            "locked": False,
+            "schema_version": 3,
+            "solution": True,
+        }
+        assert cells[i - 1].cell_type == "markdown"  # the task comes first
+        lines = cell.source.splitlines()
+        begin = lines.index("    ### BEGIN SOLUTION")  # inside a function body
+        assert lines[0].startswith("def ") and lines[1].lstrip().startswith('"""')
+        assert lines[begin + 1 :].count("    ### END SOLUTION") == 1
+        check = cells[i + 1]
+        assert check.metadata["nbgrader"] == {
+            "grade": True,
+            "grade_id": f"{grade_id}-check",
+            "locked": True,
+            "points": check.metadata["nbgrader"]["points"],
+            "schema_version": 3,
+            "solution": False,
+        }
+        assert re.search(r"^check_\w+\(\w+\)$", check.source.splitlines()[-1])
+        found[grade_id] = check.metadata["nbgrader"]["points"]
+    assert found == EXERCISES[name]
+
+
+def test_the_how_to_paragraph_is_there_and_the_old_scheme_is_gone():
+    for name in NOTEBOOKS:
+        text = "\n".join(c.source for c in nbformat.read(ROOT / "notebooks" / name, 4).cells)
+        assert "**练习怎么做**" in text, name
+        for old in ("折叠", "取消注释", "删掉下面各行开头的", "参考答案（先别展开"):
+            assert old not in text, (name, old)
+        assert "种子" not in text, name
 
 
 KEYLIKE = re.compile(r"sk-[A-Za-z0-9]{20}|Bearer [A-Za-z0-9._\-]{24}")

@@ -206,7 +206,7 @@ def split_drops_blank_lines(text: str) -> tuple[list[str], str]:
         (split_returns_only_lines, "要返回两个值"),
         (split_tail_as_line, "应该是 rest"),
         (split_drops_blank_lines, "空行被丢掉了"),
-        (lambda text: ([], ""), "还没补全"),
+        (lambda text: ([], ""), "返回的是空结果"),
     ],
 )
 def test_split_lines_mistakes_are_caught(
@@ -379,6 +379,45 @@ def test_parser_check_names_the_failing_input(capsys: pytest.CaptureFixture) -> 
     assert "用例「没有 data 的空行」整块喂入 b'event: ping\\n\\ndata: x\\n\\n'" in out
     assert "期望：[\"Event(data='x')\"]" in out
     assert "得到：[\"Event(event='ping', data='x')\"]" in out
+
+
+# ---- lesson 02: the student edition's stubs -----------------------------------------------
+def _not_written(text: str) -> Any:
+    raise NotImplementedError("还没完成")
+
+
+class StubParser:
+    """The student edition's MyParser: __init__ is given, the methods are stubs."""
+
+    def __init__(self) -> None:
+        self.rest = ""
+
+    def feed(self, data: bytes) -> list[ServerSentEvent]:
+        raise NotImplementedError("还没完成")
+
+
+class HalfWrittenParser(MyParser):
+    """feed is written, dispatch is still the stub: the check still says 还没完成."""
+
+    def dispatch(self) -> ServerSentEvent | None:
+        raise NotImplementedError("还没完成")
+
+
+@pytest.mark.parametrize(
+    ("check", "answer", "name"),
+    [
+        (lesson02.check_split_lines, _not_written, "_not_written"),
+        (lesson02.check_parse_field, _not_written, "_not_written"),
+        (lesson02.check_parser, StubParser, "StubParser"),
+        (lesson02.check_parser, HalfWrittenParser, "HalfWrittenParser"),
+    ],
+)
+def test_stubs_are_reported_as_not_done(
+    check: Callable[[Any], None], answer: Any, name: str, capsys: pytest.CaptureFixture
+) -> None:
+    out = run_check(check, answer, capsys)
+    assert out.startswith(f"✗ 还没完成：{name} "), out
+    assert out.count("\n") == 1 and "Traceback" not in out
 
 
 # ============================================================================================

@@ -801,13 +801,46 @@ def _check(fn, capsys) -> str:
     return out
 
 
+def reference_throttle_renders(events, interval, *, strict=False, since_delta=False):
+    """The lesson's answer (kept here: the kit ships only the expected renders), or one of the
+    two typical mistakes the check recognises."""
+    shown, text, last = [], "", None
+    for arrived, piece in events:
+        text += piece
+        due = last is None or (arrived - last > interval if strict else arrived - last >= interval)
+        if due:
+            shown.append(text)
+        if due or since_delta:
+            last = arrived
+    if text and (not shown or shown[-1] != text):
+        shown.append(text)
+    return shown
+
+
 def test_check_accepts_the_reference(capsys):
-    out = _check(lesson04.reference_throttle_renders, capsys)
+    out = _check(reference_throttle_renders, capsys)
     assert out.startswith("✓") and "渲染 2 次" in out
 
 
 def test_reference_matches_the_view_on_a_burst():
-    assert lesson04.reference_throttle_renders([(0.0, "a")] * 3, 0.04) == ["a", "aaa"]
+    assert reference_throttle_renders([(0.0, "a")] * 3, 0.04) == ["a", "aaa"]
+
+
+@pytest.mark.parametrize("case", lesson04.CASES, ids=lambda case: case.name)
+def test_the_written_out_renders_are_right(case):
+    assert case.renders == reference_throttle_renders(case.events, case.interval)
+    assert case.strict == reference_throttle_renders(case.events, case.interval, strict=True)
+    assert case.since_delta == reference_throttle_renders(
+        case.events, case.interval, since_delta=True
+    )
+
+
+def test_the_unwritten_stub_is_reported_as_not_done(capsys):
+    def throttle_renders(events, interval):
+        raise NotImplementedError("还没完成")
+
+    out = _check(throttle_renders, capsys)
+    assert out.startswith("✗ 还没完成：") and "throttle_renders 里还是" in out, out
 
 
 def _no_throttle(events, interval):

@@ -117,12 +117,16 @@ def check_is_env_ignored(func: Callable[[str], bool]) -> None:
 # my_mask
 # --------------------------------------------------------------------------------------------
 
-_LONG_KEYS = ("fake-key-for-tests", "not-a-real-key-0042", "demo12345678")  # the last is 12 long
-_SHORT_KEYS = ("short-key1", "abc", "")
-
-
-def _expected_mask(key: str) -> str:
-    return "***" if len(key) < 12 else f"{key[:3]}…{key[-4:]}"
+# key -> the right answer, written out (the kit holds no ready-made my_mask). "demo12345678" is
+# exactly 12 characters long, "short-key1" 10.
+_MASKED = {
+    "fake-key-for-tests": "fak…ests",
+    "not-a-real-key-0042": "not…0042",
+    "demo12345678": "dem…5678",
+    "short-key1": "***",
+    "abc": "***",
+    "": "***",
+}
 
 
 def _leaked_piece(key: str, result: str, size: int = 8) -> str | None:
@@ -136,7 +140,7 @@ def _leaked_piece(key: str, result: str, size: int = 8) -> str | None:
 
 def _check_one_mask(func: Callable[[str], str], key: str) -> bool:
     what = f"my_mask({key!r})"
-    expected = _expected_mask(key)
+    expected = _MASKED[key]
     try:
         got = func(key)
     except Exception as exc:  # the student's code may raise anything
@@ -188,8 +192,8 @@ def _check_one_mask(func: Callable[[str], str], key: str) -> bool:
 @check
 def check_my_mask(func: Callable[[str], str]) -> None:
     """Check ``func`` on long keys, short keys and the empty string."""
-    for key in (*_LONG_KEYS, *_SHORT_KEYS):
+    for key in _MASKED:
         if not _check_one_mask(func, key):
             return
-    count = len(_LONG_KEYS) + len(_SHORT_KEYS)
+    count = len(_MASKED)
     print(f"✓ my_mask：{count} 个密钥都打码正确，没有泄露多余的字符。")

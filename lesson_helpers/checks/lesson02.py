@@ -80,7 +80,7 @@ def _diagnose_split(expected: tuple[list[str], str], got: Any, case_hint: str) -
     if "" in expected[0] and "" not in lines:
         return "空行被丢掉了。空行是分发事件的信号，必须保留为 ''。"
     if not lines and not rest:
-        return "返回的是空结果：是不是 TODO 里的 ... 还没补全？" + case_hint
+        return "返回的是空结果：lines 和 rest 都是空的。" + case_hint
     return case_hint
 
 
@@ -327,7 +327,7 @@ def _explain(expected: list[Fields], got: list[Fields], default: str) -> str:
         if want[3] != have[3]:
             return "retry 不对：只接受全是 ASCII 数字的值；本课的约定是分发后清回 None。"
     if not got:
-        return "一个事件都没有返回：是不是 feed() 里的 ... 还没补全？" + default
+        return "一个事件都没有返回：feed() 要把这一块完成的事件放进列表里返回。" + default
     if len(got) < len(expected):
         return "少了事件：" + default
     return default
@@ -358,7 +358,9 @@ def _parser_ok(factory: Callable[[], Any], *, rounds: int = 300, seed: int = 202
         edges = [0, *cuts, len(blob)]
         pieces = [blob[a:b] for a, b in itertools.pairwise(edges)]
         sizes = ", ".join(str(len(p)) for p in pieces[:12]) + (", …" if len(pieces) > 12 else "")
-        what = f"第 {round_} 次随机切块（种子流 + 全部用例，切成 {len(pieces)} 块，长度 {sizes}）"
+        what = (
+            f"第 {round_} 次随机切块（作业示例流 + 全部用例，切成 {len(pieces)} 块，长度 {sizes}）"
+        )
         try:
             got_per_feed = _run(factory, pieces)
         except Exception as exc:  # the student's code may raise anything
@@ -387,7 +389,7 @@ def _parser_ok(factory: Callable[[], Any], *, rounds: int = 300, seed: int = 202
                 )
     print(
         f"✓ 你的解析器和 lesson_helpers.sse.SSEParser 完全一致："
-        f"{len(_PARSER_CASES)} 个用例（整块和逐字节），以及种子流的 {rounds} 种随机切法。"
+        f"{len(_PARSER_CASES)} 个用例（整块和逐字节），以及作业示例流的 {rounds} 种随机切法。"
     )
     return True
 
@@ -413,7 +415,7 @@ def check_parse_field(parse_field: Callable[[str], Any]) -> None:
 def check_parser(factory: Callable[[], Any], *, rounds: int = 300, seed: int = 20251117) -> None:
     """Compare ``factory().feed`` with :class:`SSEParser` on the same bytes.
 
-    First the small cases, fed whole and then one byte at a time; then the seed's stream
-    followed by all the cases, cut into ``rounds`` random chunkings (some pieces empty).
+    First the small cases, fed whole and then one byte at a time; then the assignment's sample
+    stream followed by all the cases, cut into ``rounds`` random chunkings (some pieces empty).
     """
     _parser_ok(factory, rounds=rounds, seed=seed)

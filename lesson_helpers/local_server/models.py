@@ -140,7 +140,7 @@ def scripted(style: str = "siliconflow", reasoning: bool = False) -> Handler:
 for _spec in (
     ModelSpec(
         "Qwen/Qwen2.5-7B-Instruct",
-        "对话模型（本地模拟，SiliconFlow 格式）：对“你好”的回答与课程种子里的流逐块一致。",
+        "对话模型（本地模拟，SiliconFlow 格式）：对“你好”的回答与作业示例流逐块一致。",
         scripted(),
     ),
     ModelSpec(
