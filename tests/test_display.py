@@ -794,16 +794,69 @@ def test_the_key_given_to_the_view_is_hidden_in_any_source():
 # --- lesson 04's self-check ------------------------------------------------------------------
 
 
-def _check(fn, capsys) -> str:
-    assert lesson04.check_throttle(fn) is None
-    out = routed_output(capsys)
-    assert out.count("\n") == 1, out  # exactly one line: ✓ or ✗
-    return out
+class LessonThrottle:
+    """Lesson 04's exercise answered the way the lesson shows (kept here, not in the kit)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.last = None
+        self.pending = False
+
+    def offer(self, now: float) -> bool:
+        if self.last is None or now - self.last >= self.interval:
+            self.last = now
+            self.pending = False
+            return True
+        self.pending = True
+        return False
+
+    def finish(self) -> bool:
+        pending = self.pending
+        self.pending = False
+        return pending
 
 
-def reference_throttle_renders(events, interval, *, strict=False, since_delta=False):
-    """The lesson's answer (kept here: the kit ships only the expected renders), or one of the
-    two typical mistakes the check recognises."""
+def _lesson_answer() -> type:
+    return LessonThrottle
+
+
+def test_the_view_and_lesson_04_follow_one_rule(monkeypatch, capsys):
+    """Change the rule in display/throttle.py: the view and lesson 04's check both change."""
+    pieces = ["字"] * 50
+    normal = LiveView(mode="silent")
+    normal.run(pieces)
+    assert normal.renders <= 4
+    lesson04.check_throttle(_lesson_answer())
+    assert routed_output(capsys).startswith("✓")
+
+    monkeypatch.setattr(Throttle, "due", lambda self, now: True)  # "never throttle"
+    unthrottled = LiveView(mode="silent")
+    unthrottled.run(pieces)
+    assert unthrottled.renders == 1 + 50 + 1  # appearing, every delta, the end
+    lesson04.check_throttle(_lesson_answer())  # the lesson's answer now disagrees
+    assert routed_output(capsys).startswith("✗")
+
+
+def _check(answer, capsys) -> str:
+    assert lesson04.check_throttle(answer) is None
+    return routed_output(capsys)
+
+
+def test_check_accepts_the_lessons_answer(capsys):
+    out = _check(LessonThrottle, capsys)
+    assert out.startswith("✓") and "渲染 2 次" in out and out.count("\n") == 1
+
+
+def test_the_kits_rule_is_the_lessons_rule_on_every_case():
+    """The kit's Throttle (what LiveView uses) and the lesson's answer agree everywhere."""
+    for case in lesson04.CASES:
+        kit = throttle_renders(case.events, case.interval)
+        assert kit == throttle_renders(case.events, case.interval, throttle=LessonThrottle)
+    assert throttle_renders([(0.0, "a")] * 3, 0.04) == ["a", "aaa"]
+
+
+def replay_mistake(events, interval, *, strict=False, since_delta=False):
+    """What the two mistakes the check recognises render (written here, not in the kit)."""
     shown, text, last = [], "", None
     for arrived, piece in events:
         text += piece
@@ -817,110 +870,85 @@ def reference_throttle_renders(events, interval, *, strict=False, since_delta=Fa
     return shown
 
 
-def test_check_accepts_the_reference(capsys):
-    out = _check(reference_throttle_renders, capsys)
-    assert out.startswith("✓") and "渲染 2 次" in out
-
-
-def test_reference_matches_the_view_on_a_burst():
-    assert reference_throttle_renders([(0.0, "a")] * 3, 0.04) == ["a", "aaa"]
-
-
 @pytest.mark.parametrize("case", lesson04.CASES, ids=lambda case: case.name)
-def test_the_written_out_renders_are_right(case):
-    assert case.renders == reference_throttle_renders(case.events, case.interval)
-    assert case.strict == reference_throttle_renders(case.events, case.interval, strict=True)
-    assert case.since_delta == reference_throttle_renders(
-        case.events, case.interval, since_delta=True
-    )
+def test_the_written_out_mistakes_are_right(case):
+    assert case.strict == replay_mistake(case.events, case.interval, strict=True)
+    assert case.since_delta == replay_mistake(case.events, case.interval, since_delta=True)
 
 
 def test_the_unwritten_stub_is_reported_as_not_done(capsys):
-    def throttle_renders(events, interval):
-        raise NotImplementedError("还没完成")
+    class Throttle(LessonThrottle):
+        def offer(self, now):
+            raise NotImplementedError("还没完成")
 
-    out = _check(throttle_renders, capsys)
-    assert out.startswith("✗ 还没完成：") and "throttle_renders 里还是" in out, out
-
-
-def _no_throttle(events, interval):
-    shown, text = [], ""
-    for _, piece in events:
-        text += piece
-        shown.append(text)
-    return shown
+    out = _check(Throttle, capsys)
+    assert out.startswith("✗ 还没完成：") and "Throttle 里还是" in out, out
 
 
-def _no_final(events, interval):
-    shown, text, last = [], "", None
-    for t, piece in events:
-        text += piece
-        if last is None or t - last >= interval:
-            shown.append(text)
-            last = t
-    return shown
+class NoThrottle(LessonThrottle):
+    def offer(self, now):
+        return True
 
 
-def _always_final(events, interval):
-    shown = _no_final(events, interval)
-    text = "".join(p for _, p in events)
-    return [*shown, text] if text else shown
+class NoFinal(LessonThrottle):
+    def finish(self):
+        return False
 
 
-def _pieces_not_text(events, interval):
-    shown, last = [], None
-    for t, piece in events:
-        if last is None or t - last >= interval:
-            shown.append(piece)
-            last = t
-    return shown
+class AlwaysFinal(LessonThrottle):
+    def finish(self):
+        return True
 
 
-def _strict(events, interval):
-    shown, text, last = [], "", None
-    for t, piece in events:
-        text += piece
-        if last is None or t - last > interval:
-            shown.append(text)
-            last = t
-    if text and (not shown or shown[-1] != text):
-        shown.append(text)
-    return shown
+class PendingNeverCleared(LessonThrottle):
+    def offer(self, now):
+        if self.last is None or now - self.last >= self.interval:
+            self.last = now
+            return True
+        self.pending = True
+        return False
 
 
-def _since_delta(events, interval):
-    shown, text, last = [], "", None
-    for t, piece in events:
-        text += piece
-        if last is None or t - last >= interval:
-            shown.append(text)
-        last = t
-    if text and (not shown or shown[-1] != text):
-        shown.append(text)
-    return shown
+class Strict(LessonThrottle):
+    def offer(self, now):
+        if self.last is None or now - self.last > self.interval:
+            self.last, self.pending = now, False
+            return True
+        self.pending = True
+        return False
 
 
-def _crashes(events, interval):
-    text = ""
-    for arrived, _piece in events:
-        text += arrived  # adds the time, not the piece
-    return [text]
+class SinceDelta(LessonThrottle):
+    def offer(self, now):
+        due = self.last is None or now - self.last >= self.interval
+        self.last = now
+        self.pending = not due
+        return due
+
+
+class Crashes(LessonThrottle):
+    def offer(self, now):
+        return now - self.last >= self.interval  # None the first time: TypeError
+
+
+class ReturnsNothing(LessonThrottle):
+    def offer(self, now):
+        super().offer(now)
 
 
 @pytest.mark.parametrize(
     ("wrong", "hint"),
     [
-        (_no_throttle, "没有节流"),
-        (_no_final, "少了结尾"),
-        (_always_final, "渲染了两次"),
-        (_pieces_not_text, "累积的文本"),
-        (_strict, ">="),
-        (_since_delta, "上一次渲染"),
-        (_crashes, "TypeError"),
-        (lambda events, interval: None, "list[str]"),
+        (NoThrottle, "没有节流"),
+        (NoFinal, "少了结尾"),
+        (AlwaysFinal, "渲染了两次"),
+        (PendingNeverCleared, "渲染了两次"),
+        (Strict, ">="),
+        (SinceDelta, "上一次渲染"),
+        (Crashes, "TypeError"),
+        (ReturnsNothing, "True 或 False"),
     ],
 )
 def test_check_catches_typical_mistakes(wrong, hint, capsys):
     out = _check(wrong, capsys)
     assert out.startswith("✗") and hint in out, out
-    assert "\n" not in out.strip()

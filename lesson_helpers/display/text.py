@@ -81,7 +81,8 @@ def plain_text(frame: Frame) -> str:
     lines = []
     if answer.reasoning:
         lines += [f"〔思考〕{answer.reasoning}", ""]
-    lines.append(answer.text)
+    if answer.text or not (answer.refusal or answer.tool_calls):
+        lines.append(answer.text)
     if answer.refusal:
         lines.append(f"〔拒绝〕{answer.refusal}")
     for name, arguments in answer.tool_calls:
