@@ -29,7 +29,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import routed_output, run_script
+from conftest import run_script
 
 from lesson_helpers.local_server import MODELS, LocalServer
 from lesson_helpers.local_server.replies import reply_pieces
@@ -536,65 +536,6 @@ def test_sse_rules_match_the_kit_parser(stream):
 )
 def test_provider_message(body, expected):
     assert load_app().provider_message(body).startswith(expected)
-
-
-# -- lesson 05's exercise check (trim_history, the conversation history of app.py) ------------
-def _pairs_only(messages, max_turns):
-    return messages[-2 * max_turns :]
-
-
-def _drops_system(messages, max_turns):
-    rest = [m for m in messages if m["role"] != "system"]
-    starts = [i for i, m in enumerate(rest) if m["role"] == "user"]
-    return rest if len(starts) <= max_turns else rest[starts[-max_turns] :]
-
-
-def _pairs_after_system(messages, max_turns):
-    head = [m for m in messages if m["role"] == "system"]
-    rest = messages[len(head) :]
-    return head + (rest if len(rest) <= 2 * max_turns else rest[-2 * max_turns :])
-
-
-def _mutates(messages, max_turns):
-    while sum(m["role"] == "user" for m in messages) > max_turns:
-        messages.pop(0)
-    return messages
-
-
-def _never_trims(messages, max_turns):
-    return messages
-
-
-def _crashes(messages, max_turns):
-    return messages[max_turns + 10]
-
-
-@pytest.mark.parametrize(
-    ("wrong", "expected"),
-    [
-        (_pairs_only, "system 消息"),
-        (_drops_system, "system 消息是给模型的设定"),
-        (_pairs_after_system, "也算一轮"),
-        (_mutates, "改动了传进来的 messages"),
-        (_never_trims, "从后往前数 max_turns 条 user 消息"),
-        (_crashes, "抛出了 IndexError"),
-    ],
-)
-def test_trim_history_check_catches_typical_mistakes(capsys, wrong, expected):
-    from lesson_helpers.checks.lesson05 import check_trim_history
-
-    check_trim_history(wrong)
-    out = routed_output(capsys)
-    assert out.startswith("✗"), out
-    assert expected in out, out
-    assert "提示：" in out
-
-
-def test_trim_history_check_accepts_the_reference(capsys):
-    from lesson_helpers.checks.lesson05 import check_trim_history, reference_trim_history
-
-    check_trim_history(reference_trim_history)
-    assert routed_output(capsys).startswith("✓ trim_history：6 个用例都对")
 
 
 # -- a scripted server for what the local server does not do ---------------------------------

@@ -7,13 +7,17 @@ prints a ``✗`` line and, more importantly, that its hint points at that mistak
 from __future__ import annotations
 
 import codecs
+import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 from conftest import routed_output
 
+from grading.editions import student_notebook
 from lesson_helpers.checks import lesson02, lesson03
 from lesson_helpers.chunks import assemble
 from lesson_helpers.sse import ServerSentEvent
@@ -430,25 +434,67 @@ def assemble_content(chunks: list[dict]) -> str:
     for chunk in chunks:
         for choice in chunk.get("choices") or []:
             if choice.get("index") == 0:
-                parts.append((choice.get("delta") or {}).get("content") or "")
+                content = (choice.get("delta") or {}).get("content")
+                if isinstance(content, list):  # Mistral: a list of parts
+                    content = "".join(
+                        p.get("text") or "" for p in content if p.get("type") == "text"
+                    )
+                parts.append(content or "")
     return "".join(parts)
 
 
 def merge_tool_calls(chunks: list[dict]) -> list[dict]:
+    calls: dict[int, dict] = {}  # index -> call, in the order the calls started
+    for chunk in chunks:
+        for choice in chunk.get("choices") or []:
+            if choice.get("index") != 0:
+                continue
+            for fragment in (choice.get("delta") or {}).get("tool_calls") or []:
+                call_id = fragment.get("id") or None  # "" is no id
+                index = fragment.get("index")
+                if index is None:  # Mistral: a new id starts the next call
+                    known = [i for i, call in calls.items() if call["id"] == call_id]
+                    if known:
+                        index = known[0]
+                    elif call_id:
+                        index = max(calls, default=-1) + 1
+                    else:
+                        index = list(calls)[-1] if calls else 0
+                call = calls.setdefault(
+                    index,
+                    {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+                )
+                if call_id and not call["id"]:
+                    call["id"] = call_id
+                if fragment.get("type"):
+                    call["type"] = fragment["type"]
+                function = fragment.get("function") or {}
+                call["function"]["name"] += function.get("name") or ""
+                call["function"]["arguments"] += function.get("arguments") or ""
+    return [calls[i] for i in sorted(calls)]
+
+
+def assemble_content_before_lists(chunks: list[dict]) -> str:
+    """The reference before providers sent content as a list (a string is assumed)."""
+    parts = []
+    for chunk in chunks:
+        for choice in chunk.get("choices") or []:
+            if choice.get("index") == 0:
+                parts.append((choice.get("delta") or {}).get("content") or "")
+    return "".join(parts)
+
+
+def merge_tool_calls_by_index_only(chunks: list[dict]) -> list[dict]:
+    """The reference before providers left out the index (every fragment has one)."""
     calls: dict[int, dict] = {}
     for chunk in chunks:
         for choice in chunk.get("choices") or []:
             if choice.get("index") != 0:
                 continue
             for fragment in (choice.get("delta") or {}).get("tool_calls") or []:
-                call = calls.setdefault(
-                    fragment["index"],
-                    {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
-                )
+                call = calls.setdefault(fragment["index"], _new_call())
                 if fragment.get("id"):
                     call["id"] = fragment["id"]
-                if fragment.get("type"):
-                    call["type"] = fragment["type"]
                 function = fragment.get("function") or {}
                 call["function"]["name"] += function.get("name") or ""
                 call["function"]["arguments"] += function.get("arguments") or ""
@@ -476,6 +522,21 @@ def test_cases_cover_what_the_lesson_promises() -> None:
     assert assemble(lesson03.seed_chunks()).content == "你好！有什么问题或者需要帮助的吗？"
     names = [name for name, _, _ in lesson03.content_cases()]
     assert any("OpenAI" in n for n in names) and any("n=2" in n for n in names)
+    cases = {name.split("（")[0]: chunks for name, chunks, _ in lesson03.content_cases()}
+    groq = assemble(cases["Groq 格式"])
+    assert (groq.content, groq.reasoning_content) == ("你好！", "用户在打招呼。")
+    assert groq.usage == {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15}
+    mistral = assemble(cases["Mistral 格式"])
+    assert (mistral.content, mistral.reasoning_content) == ("答案是 42。", "先想一想。")
+    calls = {name.split("（")[0]: chunks for name, chunks, _ in lesson03.tool_call_cases()}
+    for name in ("片段没有 index", "两个完整的调用在同一块里一次到达"):
+        merged = assemble(calls[name]).tool_calls
+        assert [(c.id, json.loads(c.arguments)) for c in merged] == [
+            ("call_bj", {"city": "北京"}),
+            ("call_sh", {"city": "上海"}),
+        ]
+    empty = assemble(calls['后面的片段带着 "id": ""']).tool_calls
+    assert [(c.id, c.arguments) for c in empty] == [("call_bj", '{"city": "北京"}')]
     for _, chunks, _ in lesson03.tool_call_cases()[:-1]:
         result = assemble(chunks)
         assert result.finish_reason == "tool_calls"
@@ -532,6 +593,35 @@ def content_by_list_position(chunks: list[dict]) -> str:
     return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
 
 
+def content_str_of_list(chunks: list[dict]) -> str:
+    text = ""
+    for chunk in chunks:
+        for choice in chunk["choices"]:
+            if choice["index"] == 0:
+                content = choice["delta"].get("content") or ""
+                text += content if isinstance(content, str) else str(content)
+    return text
+
+
+def content_with_thinking_parts(chunks: list[dict]) -> str:
+    text = ""
+    for chunk in chunks:
+        for choice in chunk["choices"]:
+            content = choice["delta"].get("content") if choice["index"] == 0 else None
+            for part in content if isinstance(content, list) else [{"text": content or ""}]:
+                text += part.get("text") or "".join(t["text"] for t in part.get("thinking", []))
+    return text
+
+
+def content_with_groq_reasoning(chunks: list[dict]) -> str:
+    text = ""
+    for chunk in chunks:
+        for choice in chunk["choices"]:
+            if choice["index"] == 0:
+                text += choice["delta"].get("reasoning") or ""
+    return text + assemble_content(chunks)
+
+
 @pytest.mark.parametrize(
     ("wrong", "hint"),
     [
@@ -542,6 +632,10 @@ def content_by_list_position(chunks: list[dict]) -> str:
         (content_with_reasoning, "reasoning_content"),
         (content_every_choice, "choice['index'] == 0"),
         (content_by_list_position, "choice['index'] == 0"),
+        (assemble_content_before_lists, "content 也可能是一个列表"),
+        (content_str_of_list, "不要 str(列表)"),
+        (content_with_thinking_parts, "把 thinking 部分"),
+        (content_with_groq_reasoning, "reasoning_content 或 reasoning"),
         (lambda chunks: "", "还没补全"),
     ],
 )
@@ -651,6 +745,30 @@ def tools_first_choice(chunks: list[dict]) -> list[dict]:
     return [calls[i] for i in sorted(calls)]
 
 
+def tools_no_index_is_zero(chunks: list[dict]) -> list[dict]:
+    calls: dict[int, dict] = {}
+    for f in _fragments(chunks):
+        call = calls.setdefault(f.get("index", 0), _new_call())
+        call["id"] = call["id"] or f.get("id")
+        call["function"]["name"] += f["function"].get("name") or ""
+        call["function"]["arguments"] += f["function"].get("arguments") or ""
+    return [calls[i] for i in sorted(calls)]
+
+
+def tools_empty_id_overwrites(chunks: list[dict]) -> list[dict]:
+    calls: dict[int, dict] = {}
+    for f in _fragments(chunks):
+        index = f.get("index")
+        if index is None:
+            index = len(calls) if f.get("id") else len(calls) - 1
+        call = calls.setdefault(index, _new_call())
+        if "id" in f:
+            call["id"] = f["id"]
+        call["function"]["name"] += f["function"].get("name") or ""
+        call["function"]["arguments"] += f["function"].get("arguments") or ""
+    return [calls[i] for i in sorted(calls)]
+
+
 def tools_flat_shape(chunks: list[dict]) -> list[dict]:
     return [
         {"id": c["id"], "name": c["function"]["name"], "arguments": c["function"]["arguments"]}
@@ -670,6 +788,9 @@ def tools_flat_shape(chunks: list[dict]) -> list[dict]:
         (tools_returns_dict, "而不是字典"),
         (tools_first_choice, "choices 是空列表"),
         (tools_flat_shape, "name 和 arguments 在 function 里面"),
+        (merge_tool_calls_by_index_only, "fragment.get('index')"),
+        (tools_no_index_is_zero, "带着一个新 id 的片段开始下一个调用"),
+        (tools_empty_id_overwrites, "id 成了空字符串"),
         (lambda chunks: [], "一个调用都没有收集到"),
     ],
 )
@@ -698,3 +819,119 @@ def test_checks_survive_answers_that_raise(capsys: pytest.CaptureFixture) -> Non
 
     out = assert_caught(lesson02.check_parser, Boom, "", capsys)
     assert "RuntimeError" in out
+
+
+# ---- lesson 03: the student edition's stubs ------------------------------------------------
+
+
+def stub_assemble_content(chunks: list[dict]) -> str:
+    raise NotImplementedError("还没完成")
+
+
+def stub_merge_tool_calls(chunks: list[dict]) -> list[dict]:
+    raise NotImplementedError("还没完成")
+
+
+@pytest.mark.parametrize(
+    ("check", "stub"),
+    [
+        (lesson03.check_assemble_content, stub_assemble_content),
+        (lesson03.check_merge_tool_calls, stub_merge_tool_calls),
+    ],
+)
+def test_lesson03_stub_is_reported_as_not_done(
+    check: Callable[[Any], None], stub: Callable, capsys: pytest.CaptureFixture
+) -> None:
+    out = run_check(check, stub, capsys)
+    assert out.startswith(f"✗ 还没完成：{stub.__name__} 里还是 raise NotImplementedError"), out
+    assert out.count("\n") == 1
+
+
+# ---- lesson 03: the notebook ----------------------------------------------------------------
+
+LESSON03 = Path(__file__).resolve().parent.parent / "notebooks" / "03_chunk_assembly.ipynb"
+LESSON03_EXERCISES = [  # (grade_id, function, points)
+    ("l03-assemble-content", "assemble_content", 2),
+    ("l03-merge-tool-calls", "merge_tool_calls", 3),
+]
+
+
+def test_lesson03_follows_the_exercise_pattern() -> None:
+    nb = nbformat.read(LESSON03, as_version=4)
+    cells = nb.cells
+    assert "练习怎么做" in cells[0].source and "python -m grading" in cells[0].source
+    solutions = [i for i, c in enumerate(cells) if c.metadata.get("nbgrader", {}).get("solution")]
+    assert len(solutions) == len(LESSON03_EXERCISES)
+    for i, (grade_id, name, points) in zip(solutions, LESSON03_EXERCISES, strict=True):
+        solution, check = cells[i], cells[i + 1]
+        assert solution.metadata == {
+            "nbgrader": {
+                "solution": True,
+                "grade": False,
+                "locked": False,
+                "grade_id": grade_id,
+                "schema_version": 3,
+            }
+        }
+        assert f"def {name}(" in solution.source
+        assert "    ### BEGIN SOLUTION\n" in solution.source
+        assert check.metadata == {
+            "nbgrader": {
+                "solution": False,
+                "grade": True,
+                "locked": True,
+                "points": points,
+                "grade_id": f"{grade_id}-check",
+                "schema_version": 3,
+            }
+        }
+        assert f"check_{name}({name})" in check.source
+        assert [o["name"] for o in check.outputs] == ["stdout"]
+        assert check.outputs[0]["text"].startswith("✓")
+    for cell in cells:
+        assert "solution" not in cell.metadata.get("tags", [])
+        assert "source_hidden" not in cell.metadata.get("jupyter", {})
+        if not cell.metadata.get("nbgrader", {}).get("solution"):
+            assert "BEGIN SOLUTION" not in cell.source and "END SOLUTION" not in cell.source
+        for output in cell.get("outputs", []):
+            assert output.output_type != "error", cell.source[:80]
+            assert output.get("name") != "stderr", cell.source[:80]
+    assert "种子" not in LESSON03.read_text(encoding="utf-8")
+
+
+def test_lesson03_student_edition_calls_exercises_only_where_it_may() -> None:
+    """In the student edition, code outside the exercise and check cells uses the students'
+    functions only inside ``uses_exercise`` (so Run All has no traceback)."""
+    student = student_notebook(nbformat.read(LESSON03, as_version=4))
+    for cell in student.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or meta.get("solution") or meta.get("grade"):
+            continue
+        for number, line in enumerate(cell.source.splitlines()):
+            if re.search(r"\b(assemble_content|merge_tool_calls)\(", line):
+                before = cell.source.splitlines()[:number]
+                assert any("with uses_exercise(" in b for b in before), cell.source
+
+
+def test_lesson03_teaches_every_provider_shape_with_a_runnable_cell() -> None:
+    """Issue 14's rules, each with hand-written chunks in a code cell and its stored output."""
+    nb = nbformat.read(LESSON03, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    shapes = {
+        "reasoning": '{"reasoning": ',
+        "content parts": '"type": "thinking"',
+        "x_groq usage": '"x_groq"',
+        "refusal": '"refusal": "',
+        "no index": 'tool_chunk({"function": {"arguments"',
+        "empty id": '"id": ""',
+    }
+    for shape, text in shapes.items():
+        cells = [c for c in code if text in c.source]
+        assert cells, f"no cell shows {shape}"
+        assert any(c.outputs for c in cells), f"the {shape} cell has no stored output"
+    printed = "\n".join(o.get("text", "") for c in code for o in c.outputs)
+    assert "用户在打招呼。 | 你好！" in printed  # `reasoning` kept as the reasoning
+    assert "回答： '答案是 42。'  思考： '先想一想。'" in printed  # content parts
+    assert "'refusal': '抱歉，这个我不能帮忙。'" in printed
+    assert 'Mistral   1 call_sh get_weather {"city": "上海"}' in printed
+    assert "DashScope 0 call_bj get_weather" in printed

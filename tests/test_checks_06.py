@@ -12,6 +12,7 @@ import nbformat
 import pytest
 from conftest import routed_output
 
+from grading.editions import student_notebook
 from lesson_helpers.checks.lesson06 import check_backoff, check_bug_report, check_should_retry
 from lesson_helpers.errors import (
     ConnectError,
@@ -23,7 +24,6 @@ from lesson_helpers.errors import (
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "06_when_things_go_wrong.ipynb"
-SOLUTION_FIRST_LINE = "# 参考答案（先别展开，自己写完再对照）"
 RETRYABLE = (RateLimitError, ServerError, ConnectError)
 
 
@@ -203,31 +203,114 @@ def test_bug_report_catches_wrong_answers(wrong, hint, capsys):
     assert "fake-key" not in out  # a leaking answer is reported without repeating the key
 
 
+# -- the student edition's stubs -----------------------------------------------------------------
+def should_retry(error, shown):
+    raise NotImplementedError("还没完成")
+
+
+def backoff(attempt, retry_after=None):
+    raise NotImplementedError("还没完成")
+
+
+def bug_report(error, settings):
+    raise NotImplementedError("还没完成")
+
+
+@pytest.mark.parametrize(
+    ("check", "stub"),
+    [(check_should_retry, should_retry), (check_backoff, backoff), (check_bug_report, bug_report)],
+)
+def test_the_student_stub_is_reported_as_not_done(check, stub, capsys):
+    ok, out = run_check(check, stub, capsys)
+    assert not ok
+    assert out.startswith(f"✗ 还没完成：{stub.__name__} 里还是 raise NotImplementedError"), out
+    assert out.count("\n") == 1
+
+
 # -- the notebook -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def notebook():
     return nbformat.read(NOTEBOOK, as_version=4)
 
 
+EXERCISES = [  # (grade_id, function, points)
+    ("l06-backoff", "backoff", 2),
+    ("l06-should-retry", "should_retry", 1),
+    ("l06-bug-report", "bug_report", 2),
+]
+
+
 def test_notebook_follows_the_exercise_pattern(notebook):
     cells = notebook.cells
     assert cells[0].cell_type == "markdown"
+    assert "练习怎么做" in cells[0].source and "python -m grading" in cells[0].source
     first_code = next(c for c in cells if c.cell_type == "code")
     assert "from lesson_helpers import connect" in first_code.source
     assert "settings = connect()" in first_code.source
-    solutions = [i for i, c in enumerate(cells) if "solution" in c.metadata.get("tags", [])]
-    assert len(solutions) == 3
-    for i in solutions:
-        solution, todo, check = cells[i], cells[i + 1], cells[i + 2]
+    solutions = [i for i, c in enumerate(cells) if c.metadata.get("nbgrader", {}).get("solution")]
+    assert len(solutions) == len(EXERCISES)
+    for i, (grade_id, name, points) in zip(solutions, EXERCISES, strict=True):
+        solution, check = cells[i], cells[i + 1]
         assert cells[i - 1].cell_type == "markdown"
-        assert solution.source.splitlines()[0] == SOLUTION_FIRST_LINE
-        assert solution.metadata["jupyter"]["source_hidden"] is True
-        assert todo.source.startswith("# TODO：在这里写你自己的版本")
-        assert all(
-            not line.strip() or line.lstrip().startswith("#") for line in todo.source.splitlines()
-        )
-        assert re.search(r"\bcheck_\w+\(", check.source)
-        assert check.outputs and check.outputs[0]["text"].startswith("✓")
+        assert solution.metadata == {
+            "nbgrader": {
+                "solution": True,
+                "grade": False,
+                "locked": False,
+                "grade_id": grade_id,
+                "schema_version": 3,
+            }
+        }
+        assert f"def {name}(" in solution.source
+        assert "    ### BEGIN SOLUTION\n" in solution.source  # inside the function body
+        assert "    ### END SOLUTION" in solution.source
+        assert check.metadata == {
+            "nbgrader": {
+                "solution": False,
+                "grade": True,
+                "locked": True,
+                "points": points,
+                "grade_id": f"{grade_id}-check",
+                "schema_version": 3,
+            }
+        }
+        assert re.search(rf"\bcheck_{name}\({name}\)", check.source)
+        assert [o["name"] for o in check.outputs] == ["stdout"]
+        assert check.outputs[0]["text"].startswith("✓")
+    for cell in cells:  # the old scheme is gone, and nbgrader finds regions only in exercises
+        assert "solution" not in cell.metadata.get("tags", [])
+        assert "source_hidden" not in cell.metadata.get("jupyter", {})
+        if not cell.metadata.get("nbgrader", {}).get("solution"):
+            assert "BEGIN SOLUTION" not in cell.source and "END SOLUTION" not in cell.source
+        assert "参考答案（先别展开" not in cell.source
+
+
+def test_student_edition_has_stubs_and_no_solutions(notebook):
+    student = student_notebook(notebook)
+    assert [c.metadata.get("nbgrader", {}).get("grade_id") for c in student.cells] == [
+        c.metadata.get("nbgrader", {}).get("grade_id") for c in notebook.cells
+    ]
+    text = "\n".join(c.source for c in student.cells)
+    for solution_line in (
+        "return base + random.uniform(0, base)",
+        "return isinstance(error, (RateLimitError",
+        'f"请求 id：{error.request_id',
+    ):
+        assert solution_line not in text
+    for _, name, _ in EXERCISES:
+        cell = next(c for c in student.cells if f"def {name}(" in c.source)
+        namespace: dict = {"LLMError": LLMError}
+        exec(cell.source, namespace)  # the stub only raises when it is called
+        with pytest.raises(NotImplementedError):
+            namespace[name](*([None] * (1 if name == "backoff" else 2)))
+
+
+def test_the_debug_output_warning_is_there(notebook):
+    text = "\n".join(c.source for c in notebook.cells)
+    for needed in ("debuglevel = 1", "%xmode Verbose", "pytest -l"):
+        assert needed in text
+    shown = [o for c in notebook.cells for o in c.get("outputs", []) if "debuglevel 1" in str(o)]
+    assert shown and "Authorization: Bearer not-a-real-key-0000" in shown[0]["text"]
 
 
 def test_notebook_triggers_every_required_scenario(notebook):

@@ -17,9 +17,9 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
-from importlib.resources import files
 from typing import Any
 
+from .. import seed
 from ..chunks import assemble
 from ..sse import SSEParser
 from .report import check
@@ -42,8 +42,7 @@ __all__ = [
 
 def seed_chunks() -> list[dict]:
     """The chunks of the seed's SiliconFlow stream (without the ``[DONE]`` marker)."""
-    wire = (files("lesson_helpers") / "data" / "siliconflow_seed_stream.txt").read_bytes()
-    return [e.json() for e in SSEParser().feed(wire) if e.data != "[DONE]"]
+    return [e.json() for e in SSEParser().feed(seed.stream_bytes()) if e.data != "[DONE]"]
 
 
 def _chunk(choices: list[dict], usage: dict | None = None) -> dict:
@@ -102,10 +101,43 @@ def _two_choices_in_one_chunk() -> list[dict]:
     ]
 
 
+def _groq_style() -> list[dict]:
+    """Groq (also OpenRouter, vLLM, Ollama): the reasoning as ``delta.reasoning``, the usage
+    in ``x_groq.usage`` of the last chunk."""
+    chunks = [_chunk([_choice(0, {"role": "assistant", "content": ""})])]
+    for piece in ["用户在", "打招呼。"]:
+        chunks.append(_chunk([_choice(0, {"reasoning": piece})]))
+    for piece in ["你好", "！"]:
+        chunks.append(_chunk([_choice(0, {"content": piece})]))
+    last = _chunk([_choice(0, {}, "stop")])
+    del last["usage"]
+    last["x_groq"] = {
+        "id": "req_lesson03",
+        "usage": {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15},
+    }
+    chunks.append(last)
+    return chunks
+
+
+def _thinking_part(text: str) -> dict:
+    return {"type": "thinking", "thinking": [{"type": "text", "text": text}]}
+
+
+def _content_parts() -> list[dict]:
+    """Mistral's reasoning models: ``content`` as a list of parts, thinking before text."""
+    chunks = [_chunk([_choice(0, {"role": "assistant", "content": ""})])]
+    for piece in ["先想", "一想。"]:
+        chunks.append(_chunk([_choice(0, {"content": [_thinking_part(piece)]})]))
+    chunks.append(_chunk([_choice(0, {"content": [{"type": "text", "text": "答案"}]})]))
+    chunks.append(_chunk([_choice(0, {"content": "是 42。"})]))  # a plain string is fine too
+    chunks.append(_chunk([_choice(0, {"content": ""}, "stop")]))
+    return chunks
+
+
 def content_cases() -> list[tuple[str, list[dict], str]]:
     """(name, chunks, hint) for :func:`check_assemble_content`."""
     return [
-        ("SiliconFlow 的种子流", seed_chunks(), "把每块 choices[0].delta.content 依次拼起来。"),
+        ("SiliconFlow 的作业示例流", seed_chunks(), "把每块 choices[0].delta.content 依次拼起来。"),
         (
             "OpenAI 格式（最后一块 delta 是 {}，usage 块的 choices 是 []）",
             _openai_style(),
@@ -126,19 +158,30 @@ def content_cases() -> list[tuple[str, list[dict], str]]:
             _two_choices_in_one_chunk(),
             "choices 列表的顺序不代表 index：遍历 choices，挑出 choice['index'] == 0 的那个。",
         ),
+        (
+            "Groq 格式（思考过程在 delta.reasoning 里）",
+            _groq_style(),
+            "reasoning（和 reasoning_content 一样）是思考过程，不属于回答。",
+        ),
+        (
+            "Mistral 格式（content 是一个列表：先是 thinking 部分，再是 text 部分）",
+            _content_parts(),
+            "content 是列表时，只把 type 为 'text' 的部分的 'text' 拼进回答；"
+            "type 为 'thinking' 的是思考过程，不属于回答。",
+        ),
         ("空流（一块都没有）", [], "没有块时，回答是空字符串 ''。"),
     ]
 
 
 def _fragment(
-    index: int,
+    index: int | None,
     arguments: str | None = None,
     *,
     call_id: str | None = None,
     name: str | None = None,
 ) -> dict:
-    """One tool-call fragment as it appears in ``delta.tool_calls``."""
-    fragment: dict[str, Any] = {"index": index}
+    """One tool-call fragment as it appears in ``delta.tool_calls`` (``index=None``: none)."""
+    fragment: dict[str, Any] = {} if index is None else {"index": index}
     if call_id is not None:
         fragment["id"] = call_id
         fragment["type"] = "function"
@@ -204,6 +247,30 @@ def tool_call_cases() -> list[tuple[str, list[dict], str]]:
     ]
     usage = {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59}
     with_usage_chunk = [*copy.deepcopy(one), _chunk([], usage)]
+    whole = [  # Groq, xAI: every call complete in one fragment
+        _tool_start(),
+        _tool_chunk(
+            _fragment(0, '{"city": "北京"}', call_id="call_bj", name="get_weather"),
+            _fragment(1, '{"city": "上海"}', call_id="call_sh", name="get_weather"),
+        ),
+        _tool_end(),
+    ]
+    no_index = [  # Mistral: no index; a fragment with a new id starts the next call
+        _tool_start(),
+        _tool_chunk(_fragment(None, '{"city": "北京"}', call_id="call_bj", name="get_weather")),
+        _tool_chunk(_fragment(None, '{"city": ', call_id="call_sh", name="get_weather")),
+        _tool_chunk(_fragment(None, '"上海"}')),
+        _tool_end(),
+    ]
+    empty_id = _fragment(0, '"北京"}')
+    empty_id["id"] = ""  # DashScope (Qwen): later fragments say "id": ""
+    empty_ids = [
+        _tool_start(),
+        _tool_chunk(_fragment(0, "", call_id="call_bj", name="get_weather")),
+        _tool_chunk({**_fragment(0, '{"city": '), "id": "", "type": "function"}),
+        _tool_chunk(empty_id),
+        _tool_end(),
+    ]
     return [
         ("一个调用，arguments 分 4 段到达", one, "同一个 index 的 arguments 片段要依次拼接。"),
         (
@@ -225,6 +292,22 @@ def tool_call_cases() -> list[tuple[str, list[dict], str]]:
             "最后还有一个 usage 块（choices 为 []）",
             with_usage_chunk,
             "usage 块没有任何 choice，跳过它。",
+        ),
+        (
+            "两个完整的调用在同一块里一次到达",
+            whole,
+            "一个片段也可以一次带齐 id、name 和完整的 arguments。",
+        ),
+        (
+            "片段没有 index（Mistral）",
+            no_index,
+            "片段没有 'index' 时：带着一个新 id 的片段开始下一个调用，"
+            "不带 id 的接在最后一个调用后面。",
+        ),
+        (
+            '后面的片段带着 "id": ""（通义千问 DashScope）',
+            empty_ids,
+            '空字符串 "" 不是 id：不要让它覆盖第一个片段里的真 id。',
         ),
         (
             "普通回答，没有工具调用",
@@ -254,7 +337,21 @@ def _content_crash_hint(exc: BaseException, default: str) -> str:
         return (
             "content 可能是 null（Python 里是 None），不能直接拼接：用 delta.get('content') or ''。"
         )
+    if isinstance(exc, TypeError) and "list" in str(exc):
+        return "content 也可能是一个列表（Mistral）：遍历它，只拼 type 为 'text' 的部分的 'text'。"
     return default
+
+
+def _thinking_texts(chunks: list[dict]) -> list[str]:
+    """The thinking parts' texts of ``chunks`` (where content is a list of parts)."""
+    texts = []
+    for chunk in chunks:
+        for choice in chunk.get("choices") or []:
+            content = (choice.get("delta") or {}).get("content")
+            for part in content if isinstance(content, list) else []:
+                for inner in part.get("thinking") or []:
+                    texts.append(inner.get("text") or "")
+    return [text for text in texts if text]
 
 
 def _assemble_content_ok(assemble_content: Callable[[list[dict]], Any]) -> bool:
@@ -273,8 +370,20 @@ def _assemble_content_ok(assemble_content: Callable[[list[dict]], Any]) -> bool:
         result = assemble(chunks)
         if not got:
             hint = "返回了空字符串：是不是 TODO 里的 ... 还没补全？" + hint
+        elif "'type'" in got or '"type"' in got:
+            hint = (
+                "结果里出现了列表的样子：content 是列表（Mistral）时，不要 str(列表)，"
+                "只拼其中 type 为 'text' 的部分的 'text'。"
+            )
+        elif any(text in got for text in _thinking_texts(chunks)):
+            hint = (
+                "把 thinking 部分（思考过程）也拼进去了：列表里只有 type 为 'text' 的部分属于回答。"
+            )
         elif result.reasoning_content and result.reasoning_content in got:
-            hint = "把 reasoning_content（思考过程）也拼进去了：回答只看 delta 里的 content。"
+            hint = (
+                "把思考过程（reasoning_content 或 reasoning）也拼进去了："
+                "回答只看 delta 里的 content。"
+            )
         elif "None" in got:
             hint = "结果里出现了 'None'：content 为 null 时要当成 ''，不要 str(None)。"
         elif len(result.choices) > 1 and got != expected:
@@ -285,7 +394,7 @@ def _assemble_content_ok(assemble_content: Callable[[list[dict]], Any]) -> bool:
         return _fail(what, expected, got, hint)
     print(
         f"✓ assemble_content：{len(cases)} 个用例都和 lesson_helpers.chunks.assemble 一致"
-        "（SiliconFlow、OpenAI、推理模型、n=2、空流）。"
+        "（SiliconFlow、OpenAI、推理模型、Groq、Mistral 的内容列表、n=2、空流）。"
     )
     return True
 
@@ -324,6 +433,11 @@ def _tool_crash_hint(exc: BaseException, default: str) -> str:
         return (
             "有的块 choices 是空列表（usage 块）：先判断 choices 是否为空，或者直接遍历 choices。"
         )
+    if isinstance(exc, KeyError) and exc.args == ("index",):
+        return (
+            "有的服务商（Mistral）的片段没有 'index'：用 fragment.get('index')；没有时，"
+            "带着一个新 id 的片段开始下一个调用，不带 id 的接在最后一个调用后面。"
+        )
     if isinstance(exc, KeyError):
         return (
             f"字典里没有键 {exc}：只有每个调用的第一个片段带 id、type 和 name，"
@@ -342,6 +456,18 @@ def _diagnose_calls(
             "一个调用都没有收集到：碎片在 chunk['choices'][i]['delta']['tool_calls'] 这个列表里，"
             "每个碎片有自己的 'index'。"
         )
+    fragments = [
+        f
+        for chunk in chunks
+        for choice in chunk.get("choices") or []
+        for f in (choice.get("delta") or {}).get("tool_calls") or []
+    ]
+    no_index = any("index" not in f for f in fragments)
+    if no_index and len(got) != len(expected):
+        return (
+            f"应该有 {len(expected)} 个调用，你得到 {len(got)} 个：片段没有 'index' 时，"
+            "带着一个新 id 的片段开始下一个调用，不带 id 的片段接在最后一个调用后面。"
+        )
     if len(got) > len(expected):
         return (
             f"应该有 {len(expected)} 个调用，你得到 {len(got)} 个："
@@ -354,16 +480,17 @@ def _diagnose_calls(
         )
     if sorted(got, key=repr) == sorted(expected, key=repr):
         return "调用都对，但顺序不对：按 index 从小到大排列。"
-    fragments = [
-        f
-        for chunk in chunks
-        for choice in chunk.get("choices") or []
-        for f in (choice.get("delta") or {}).get("tool_calls") or []
-    ]
-    last_args = {f["index"]: f["function"].get("arguments") for f in fragments if "function" in f}
+    last_args = {
+        f.get("index"): f["function"].get("arguments") for f in fragments if "function" in f
+    }
     for (want_id, _, want_name, want_args), (got_id, _, got_name, got_args) in zip(
         expected, got, strict=True
     ):
+        if got_id == "":
+            return (
+                'id 成了空字符串：有的服务商（DashScope）在后面的片段里发 "id": ""，'
+                "它不是 id。只在片段的 id 不为空、而调用还没有 id 时才记下。"
+            )
         if got_id != want_id:
             return (
                 "id 不对：id 只在每个调用的第一个片段里出现，后面的片段没有 id——"
@@ -409,7 +536,7 @@ def _merge_tool_calls_ok(merge_tool_calls: Callable[[list[dict]], Any]) -> bool:
             json.loads(call["function"]["arguments"])
     print(
         f"✓ merge_tool_calls：{len(cases)} 个用例都和 lesson_helpers.chunks.assemble 一致"
-        "（分段、先后、交替、乱序、usage 块、无调用）。"
+        "（分段、先后、交替、乱序、usage 块、一次到齐、没有 index、空 id、无调用）。"
     )
     return True
 
