@@ -40,11 +40,11 @@ class Throttle:
 
     def offer(self, now: float) -> bool:
         """Something new arrived at ``now``: True means render now (and it counts as done)."""
-        if self.due(now):
-            self.last, self.pending = now, False
-            return True
-        self.pending = True
-        return False
+        due = self.due(now)
+        if due:
+            self.last = now
+        self.pending = not due  # a render shows everything; a skipped delta waits
+        return due
 
     def poll(self, now: float) -> bool:
         """A timer's question: True means render now what is pending (nothing new came)."""
