@@ -1,5 +1,8 @@
-"""The autograder for app.py: ``python -m grading`` prints a score and a hint per failed check.
+"""The autograder: ``python -m grading`` grades app.py, the notebook exercises and the
+repository, and prints a score with a hint per failed check.
 
 See :mod:`grading.grade`. The checks live in ``check_app.py`` (the program, run against the
-local practice server) and ``check_repo.py`` (no `.env`, no key in the repository).
+grader's local servers), ``notebooks.py`` (the exercises, run headless) and ``check_repo.py``
+(no `.env` and no key anywhere in the history). Untrusted code runs through
+:mod:`grading.sandbox`.
 """

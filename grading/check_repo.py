@@ -1,92 +1,68 @@
-"""Checks on the repository itself: no `.env` and no key committed.
+"""Checks on the repository itself: no `.env` and no key anywhere in its history.
 
-They look at what Git tracks (``git ls-files``: committed or staged files), because that is
-what a push publishes. Untracked files -- like your own `.env` -- are fine.
+A push publishes every commit, so they look at the whole history (see
+:mod:`grading.repo_scan`), not just the files of the last commit. Finding either fails the
+whole submission: the key is public, and the first thing to do is to revoke it.
+Untracked files -- like your own `.env` -- are fine.
 """
 
 from __future__ import annotations
 
-import re
-import subprocess
-from pathlib import Path
+from .checks import check, fail
+from .repo_scan import Finding, RepoScan
 
-import pytest
-
-# Shaped like a real key: "sk-" and 20+ key characters, or a long Bearer token.
-KEYLIKE = re.compile(r"\bsk-[A-Za-z0-9_\-]{20,}|\bBearer\s+[A-Za-z0-9._\-]{24,}")
-MAX_BYTES = 2_000_000  # bigger files are data, not code
+__all__ = ["REPO_CHECKS", "gate"]
 
 
-def fail(hint: str) -> None:
-    pytest.fail(hint, pytrace=False)
-
-
-def tracked_files(app: Path) -> tuple[Path, list[str]]:
-    """The repository's top folder and the files Git tracks there (skip if not a repository)."""
-    try:
-        top = subprocess.run(
-            ["git", "-C", str(app.parent), "rev-parse", "--show-toplevel"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
+def _env_fix(found: Finding) -> str:
+    if found.where == "暂存区":
+        return (
+            f"{found.path} 被 git add 了（还没提交）：运行 git rm --cached {found.path}，"
+            "确认 .gitignore 里有 .env；如果已经推送过，先到服务商后台作废里面的密钥。"
         )
-    except OSError:
-        pytest.skip("没有安装 Git，跳过")
-    if top.returncode != 0:
-        pytest.skip("不在 Git 仓库里，跳过")
-    root = Path(top.stdout.strip())
-    listing = subprocess.run(
-        ["git", "-C", str(root), "ls-files", "-z"],
-        capture_output=True,
-        timeout=20,
-        check=True,
+    return (
+        f"{found.path} 被提交到了仓库（{found.where}），里面的密钥等于公开了：先到服务商后台"
+        f"作废这个密钥，再改写历史把它从所有提交里删掉（git filter-repo --invert-paths "
+        f"--path {found.path}，再 git push --force）；只 git rm --cached 不够，旧提交里还有它。"
     )
-    names = [name for name in listing.stdout.decode("utf-8", "replace").split("\0") if name]
-    return root, names
 
 
-def mask(key: str) -> str:
-    return f"{key[:3]}…{key[-4:]}"
-
-
-@pytest.mark.points(5)
-def check_env_not_committed(app: Path) -> None:
-    """没有提交 .env"""
-    _, names = tracked_files(app)
-    committed = [
-        name
-        for name in names
-        if Path(name).name == ".env"
-        or (Path(name).name.startswith(".env.") and Path(name).name != ".env.example")
-    ]
-    if committed:
-        fail(
-            f"{committed[0]} 被提交到了仓库，里面的密钥等于公开了：先到服务商后台作废这个密钥，"
-            f"再运行 git rm --cached {committed[0]} 并提交（.gitignore 里已经有 .env）。"
+def _key_fix(found: Finding) -> str:
+    if found.where in ("工作区", "暂存区"):
+        return (
+            f"{found.path} 里有像密钥的字符串（{found.masked}，{found.where}，还没提交）："
+            "先到服务商后台作废它，再从文件里删掉；密钥只放在 .env 里，代码用 os.getenv 读取。"
         )
+    return (
+        f"{found.path}（{found.where}）里有像密钥的字符串（{found.masked}）：先到服务商后台"
+        "作废这个密钥，再改写历史把它从所有提交里删掉（git filter-repo --replace-text，"
+        "再 git push --force）；只改文件或 git rm --cached 不够，旧提交里还有它。"
+    )
 
 
-@pytest.mark.points(5)
-def check_no_key_in_files(app: Path) -> None:
-    """仓库里没有密钥（sk-… 或 Bearer …）"""
-    root, names = tracked_files(app)
-    for name in names:
-        path = root / name
-        try:
-            if not path.is_file() or path.stat().st_size > MAX_BYTES:
-                continue
-            data = path.read_bytes()
-        except OSError:
-            continue
-        if b"\0" in data:
-            continue  # a binary file
-        text = data.decode("utf-8", errors="replace")
-        for number, line in enumerate(text.splitlines(), start=1):
-            found = KEYLIKE.search(line)
-            if found:
-                fail(
-                    f"{name} 第 {number} 行像是一个真实的密钥（{mask(found.group(0))}）："
-                    "先到服务商后台作废它，再从文件里删掉；密钥只放在 .env 里，代码用 "
-                    "os.getenv 读取。"
-                )
+@check(5, "整个提交历史里都没有 .env")
+def check_env_not_committed(scan: RepoScan) -> None:
+    if scan.problem:
+        fail(scan.problem)
+    if scan.env_files:
+        fail(_env_fix(scan.env_files[0]))
+
+
+@check(5, "整个提交历史里都没有密钥（sk-…、Bearer … 等）")
+def check_no_key_in_history(scan: RepoScan) -> None:
+    if scan.problem:
+        fail(scan.problem)
+    if scan.keys:
+        fail(_key_fix(scan.keys[0]))
+
+
+def gate(scan: RepoScan) -> str | None:
+    """Why the whole submission fails (a key is public), or None."""
+    if scan.env_files:
+        return _env_fix(scan.env_files[0])
+    if scan.keys:
+        return _key_fix(scan.keys[0])
+    return None
+
+
+REPO_CHECKS = [check_env_not_committed, check_no_key_in_history]

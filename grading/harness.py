@@ -1,187 +1,107 @@
-"""Running a student's app.py against the local practice server, and reading what it did.
+"""Running a student's app.py against the grader's local servers, and reading what it did.
 
-The checks never import the student's program: they run it as a separate process, exactly as
-a person would (``python app.py 你好``), and look at its output, its exit status, and the
-requests the local server received.
+The checks never import the student's program: they run it as a separate, untrusted process
+(:mod:`grading.sandbox`), exactly as a person would (``python app.py 问题``), from a copy of
+its folder, and look at its output, its exit status and the requests the server received.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
 import re
-import subprocess
+import shutil
 import sys
-import threading
-import time
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-import requests
+from .sandbox import Limits, Run, minimal_env, run_untrusted
 
-from lesson_helpers.local_server import MODELS, Exchange, LocalServer, ModelSpec, register
-from lesson_helpers.sse import SSEParser
+__all__ = [
+    "RUN_TIMEOUT",
+    "AppRunner",
+    "Run",
+    "common_problem",
+    "copy_app_folder",
+    "crash_hint",
+    "crash_line",
+    "shown",
+]
 
-SEED_QUESTION = "你好"
-SEED_ANSWER = "你好！有什么问题或者需要帮助的吗？"
-FOLLOW_UP = "我刚才问了什么"
-FOLLOW_UP_ANSWER = f"你刚才问的是：「{SEED_QUESTION}」"
-BASE_MODEL = "Qwen/Qwen2.5-7B-Instruct"
-CUT_MODEL = "fault-cut-mid-stream"
-WRONG_KEY = "wrong-key-for-grading"
-RUN_TIMEOUT = 20.0  # seconds a run of app.py may take before it is stopped
+RUN_TIMEOUT = 15.0  # seconds a run of app.py may take before it is stopped
+_SKIP_DIRS = {".git", ".venv", "venv", "env", "node_modules", "__pycache__", "notebooks"}
+_SKIP_DIRS |= {".ipynb_checkpoints", ".github", ".devcontainer", "student", "grading"}
+_SKIP_DIRS |= {"lesson_helpers", "tests", "benchmarks", "scripts"}
+_MAX_FILE = 2 << 20  # bigger files are data: app.py does not need them
+_MAX_FILES = 500
 
-_ENV_NAMES = re.compile(r"^(LLM_|OPENAI_)|^PYTHONUNBUFFERED$")
+
+def copy_app_folder(app: Path, into: Path) -> Path:
+    """Copy app.py's folder (its code, not .git, notebooks, .env or big files) into ``into``;
+    return the copy of app.py. The student's program runs there, so it cannot change the
+    files the grader reads."""
+    source = app.parent
+    count = 0
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if any(part in _SKIP_DIRS for part in relative.parts[:-1]) or path.is_symlink():
+            continue
+        if not path.is_file() or path.name.startswith(".env") or relative.parts[0] in _SKIP_DIRS:
+            continue
+        if path.stat().st_size > _MAX_FILE or count >= _MAX_FILES:
+            continue
+        target = into / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        count += 1
+    copy = into / app.name
+    shutil.copyfile(app, copy)  # always, whatever its name or size
+    return copy
+
+
+APP_LIMITS = Limits(cpu_seconds=int(RUN_TIMEOUT) + 10)
 
 
 @dataclass
-class Run:
-    """One run of app.py: what it printed, when, and how it ended."""
+class AppRunner:
+    """Runs the copy of app.py: one fresh HOME per run, a minimal environment, limits."""
 
-    returncode: int | None  # None: still running after the timeout, so it was stopped
-    stdout: str
-    stderr: str
-    started: float
-    ended: float
-    arrivals: list[tuple[float, bytes]] = field(default_factory=list)  # stdout pieces, timed
+    app: Path  # the copy (see copy_app_folder)
+    scratch: Path  # where each run gets its HOME
+    timeout: float = RUN_TIMEOUT
+    limits: Limits = APP_LIMITS
+    side_by_side: bool = False  # runs overlap: orphans are reaped once all have ended
 
-    @property
-    def timed_out(self) -> bool:
-        return self.returncode is None
-
-    def first_seen(self, text: str) -> float | None:
-        """Seconds after the start at which ``text`` had fully appeared on stdout."""
-        seen = b""
-        wanted = text.encode()
-        for moment, piece in self.arrivals:
-            seen += piece
-            if wanted in seen:
-                return moment - self.started
-        return None
-
-    @property
-    def duration(self) -> float:
-        return self.ended - self.started
-
-    @property
-    def error_lines(self) -> list[str]:
-        return [line for line in self.stderr.splitlines() if line.strip()]
-
-
-def app_env(base_url: str, api_key: str | None, model: str, **extra: str) -> dict[str, str]:
-    """The environment for a run: this process's, minus any real settings, plus ours."""
-    env = {k: v for k, v in os.environ.items() if not _ENV_NAMES.search(k)}
-    env.update(
-        LLM_BASE_URL=base_url,
-        LLM_MODEL=model,
-        LLM_TIMEOUT="10",
-        NO_COLOR="1",
-        PYTHONIOENCODING="utf-8",
-        PYTHONDONTWRITEBYTECODE="1",
-        # The local server is on this machine: a system proxy (HTTP_PROXY) must not carry it.
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-    )
-    if api_key is not None:
-        env["LLM_API_KEY"] = api_key
-    env.update(extra)
-    return env
-
-
-def run_app(
-    app: Path,
-    args: list[str],
-    env: dict[str, str],
-    stdin: str | None = None,
-    timeout: float = RUN_TIMEOUT,
-) -> Run:
-    """Run ``python app.py ARGS`` and record its output as it arrives."""
-    started = time.monotonic()
-    process = subprocess.Popen(
-        [sys.executable, str(app), *args],
-        cwd=app.parent,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    arrivals: list[tuple[float, bytes]] = []
-    errors: list[bytes] = []
-
-    def read_stdout() -> None:
-        while piece := os.read(process.stdout.fileno(), 65536):  # type: ignore[union-attr]
-            arrivals.append((time.monotonic(), piece))
-
-    def read_stderr() -> None:
-        errors.append(process.stderr.read())  # type: ignore[union-attr]
-
-    readers = [threading.Thread(target=read_stdout), threading.Thread(target=read_stderr)]
-    for reader in readers:
-        reader.start()
-    try:
-        if stdin:
-            process.stdin.write(stdin.encode())  # type: ignore[union-attr]
-        process.stdin.close()  # type: ignore[union-attr]
-    except BrokenPipeError:
-        pass  # the program ended without reading its input
-    try:
-        returncode: int | None = process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        returncode = None
-    ended = time.monotonic()
-    for reader in readers:
-        reader.join(timeout=5)
-    stdout = b"".join(piece for _, piece in arrivals)
-    return Run(
-        returncode,
-        stdout.decode("utf-8", errors="replace"),
-        b"".join(errors).decode("utf-8", errors="replace"),
-        started,
-        ended,
-        arrivals,
-    )
-
-
-class Recorder:
-    """A model on the local server that answers like ``base`` and keeps every request body."""
-
-    _numbers = itertools.count(1)
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.model = f"grading-{next(self._numbers)}/{base}"
-        self.bodies: list[dict] = []
-        register(ModelSpec(self.model, f"records requests, answers like {base}", self._handle))
-
-    def _handle(self, exchange: Exchange) -> None:
-        self.bodies.append(exchange.body)
-        MODELS[self.base].handler(exchange)
-
-
-def text_before_cut(server: LocalServer, model: str, question: str) -> str:
-    """The answer text a broken-stream model sends before it cuts the connection."""
-    response = requests.post(
-        f"{server.base_url}/chat/completions",
-        json={"model": model, "messages": [{"role": "user", "content": question}], "stream": True},
-        headers={"Authorization": f"Bearer {server.api_key}"},
-        stream=True,
-        timeout=10,
-    )
-    parser, text = SSEParser(), ""
-    try:
-        while piece := response.raw.read1(65536, decode_content=True):
-            for event in parser.feed(piece):
-                if event.data == "[DONE]":
-                    return text
-                for choice in event.json().get("choices") or []:
-                    text += (choice.get("delta") or {}).get("content") or ""
-    except Exception:  # the cut itself: exactly what we are waiting for
-        pass
-    finally:
-        response.close()
-    return text
+    def run(
+        self,
+        args: list[str],
+        *,
+        base_url: str,
+        api_key: str,
+        model: str,
+        stdin: str = "",
+        extra: dict[str, str] | None = None,
+    ) -> Run:
+        home = Path(tempfile.mkdtemp(prefix="home-", dir=self.scratch))
+        env = minimal_env(
+            home,
+            {
+                "LLM_BASE_URL": base_url,
+                "LLM_API_KEY": api_key,
+                "LLM_MODEL": model,
+                "LLM_TIMEOUT": "10",
+                "LLM_PROVIDER": "",  # set, so a .env cannot pick another provider
+                **(extra or {}),
+            },
+        )
+        return run_untrusted(
+            [sys.executable, str(self.app), *args],
+            cwd=self.app.parent,
+            env=env,
+            stdin=stdin.encode(),
+            timeout=self.timeout,
+            limits=self.limits,
+            reap=not self.side_by_side,
+        )
 
 
 # -- reading a failed run -------------------------------------------------------------------
@@ -240,6 +160,18 @@ def common_problem(run: Run, what: str) -> str | None:
         return (
             f"{what}时程序 {RUN_TIMEOUT:g} 秒内没有结束：收到 data: [DONE] 后要跳出循环，"
             '读到 b""（服务器发完了）时要结束；带参数运行时回答完就退出。'
+        )
+    if run.returncode is not None and run.returncode < 0:
+        return (
+            f"{what}时程序被系统停止了（信号 {-run.returncode}）：它用了太多内存或 CPU 时间，"
+            "或者开了太多进程。"
+        )
+    if run.truncated:
+        return f"{what}时程序输出了 {run.stdout_total // (1 << 20)} MB 文字：只打印回答本身。"
+    if "\ufffd" in run.stdout:
+        return (
+            "输出里有乱码“\ufffd”：一个汉字的 UTF-8 字节被切在了两块之间。要先把字节接起来、"
+            '按 b"\\n" 切出完整的一行，再 decode 整行（不要一块一块地 decode）。'
         )
     if _MOJIBAKE.search(run.stdout):
         return (

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import requests
 
+from lesson_helpers import seed
 from lesson_helpers.chunks import ChatResult, Choice, ToolCall
 from lesson_helpers.client import ChatClient, backoff_delay
 from lesson_helpers.config import Secret, Settings, load_settings
@@ -41,8 +42,8 @@ from lesson_helpers.local_server import MODELS, SCENARIOS, Exchange, LocalServer
 from lesson_helpers.local_server import scenarios as lab_scenarios
 
 FAKE_KEY = "fake-key-for-tests-0123456789abcdef"
-SEED_TEXT = "你好！有什么问题或者需要帮助的吗？"
-SEED_PIECES = ["你好", "！", "有什么", "问题", "或者", "需要", "帮助", "的", "吗", "？"]
+SEED_TEXT = seed.ANSWER
+SEED_PIECES = list(seed.PIECES)
 HELLO = [{"role": "user", "content": "你好"}]
 PARTIAL = "你好！有什么"  # the three tokens sent before a mid-stream fault
 
@@ -537,11 +538,10 @@ def echo_key(ex: Exchange) -> None:
 
 
 @pytest.fixture
-def echo_model():
-    spec = ModelSpec("test-echo-key", "测试用：把密钥原样说出来。", echo_key)
-    MODELS[spec.id] = spec
+def echo_model(lab):
+    spec = lab.register(ModelSpec("test-echo-key", "测试用：把密钥原样说出来。", echo_key))
     yield spec.id
-    del MODELS[spec.id]
+    lab.unregister(spec.id)
 
 
 def test_a_server_echoing_the_key_is_redacted(lab, echo_model):

@@ -7,18 +7,31 @@ import socket
 import struct
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import requests
 
+from lesson_helpers import seed
 from lesson_helpers.chunks import assemble
-from lesson_helpers.local_server import MODELS, LocalServer
+from lesson_helpers.local_server import (
+    MODELS,
+    ROUTES,
+    ChunkBuilder,
+    Exchange,
+    LocalServer,
+    ModelSpec,
+    Request,
+    add_route,
+    register,
+)
+from lesson_helpers.local_server.exchange import encode_json
 from lesson_helpers.local_server.replies import reply_pieces
 
 SEED_MODEL = "Qwen/Qwen2.5-7B-Instruct"
 SEED_MESSAGES = [{"role": "user", "content": "你好"}]
-SEED_TEXT = "你好！有什么问题或者需要帮助的吗？"
+SEED_TEXT = seed.ANSWER
 TIMEOUT = (5, 10)
 WRONG_KEY = "fake-key-wrong-0000000000"
 
@@ -58,6 +71,12 @@ def post(server: LocalServer, body: Any, key: str | None = "default", **kwargs: 
     return requests.post(
         server.base_url + "/chat/completions", headers=headers, timeout=TIMEOUT, **kwargs
     )
+
+
+def get(server: LocalServer, path: str, key: str | None = "default") -> requests.Response:
+    key = server.api_key if key == "default" else key
+    headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+    return requests.get(server.base_url + path, headers=headers, timeout=TIMEOUT)
 
 
 def stream_body(server: LocalServer, **body: Any) -> bytes:
@@ -548,3 +567,222 @@ def test_twenty_concurrent_streams():
         assert f"「{questions[i]}」" in text
     tokens = len(reply_pieces([{"role": "user", "content": questions[0]}]))
     assert elapsed < tokens * 0.005 * count  # they ran side by side, not one after another
+
+
+# -- one server's models, request log and routes ---------------------------------------------
+def echo_handler(ex: Exchange) -> None:
+    ex.send_json(200, {"echo": ex.model})
+
+
+def test_register_and_unregister_change_only_that_server():
+    spec = ModelSpec("test/only-here", "测试用：只在一台服务器上。", echo_handler)
+    with LocalServer(pace=0) as one, LocalServer(pace=0) as other:
+        assert one.register(spec) is spec
+        assert one.models["test/only-here"] is spec
+        assert "test/only-here" not in other.models and "test/only-here" not in MODELS
+        body = {"model": "test/only-here", "messages": SEED_MESSAGES}
+        assert post(one, body).json() == {"echo": "test/only-here"}
+        assert_openai_error(post(other, body), 404, "model_not_found")
+
+        assert one.unregister(SEED_MODEL) is MODELS[SEED_MODEL]
+        assert one.unregister(SEED_MODEL) is None  # already gone: nothing to remove
+        seed = {"model": SEED_MODEL, "messages": SEED_MESSAGES}
+        assert_openai_error(post(one, seed), 404, "model_not_found")
+        assert post(other, seed).json()["choices"][0]["message"]["content"] == SEED_TEXT
+        assert SEED_MODEL in MODELS
+
+        listed = [m["id"] for m in get(one, "/models").json()["data"]]
+        assert "test/only-here" in listed and SEED_MODEL not in listed
+        assert listed == list(one.models)
+
+
+def test_a_server_with_its_own_model_table():
+    spec = ModelSpec("test/alone", "测试用：唯一的模型。", echo_handler)
+    with LocalServer(pace=0, models={spec.id: spec}) as srv:
+        assert list(srv.models) == ["test/alone"]
+        assert [m["id"] for m in get(srv, "/models").json()["data"]] == ["test/alone"]
+        seed = {"model": SEED_MODEL, "messages": SEED_MESSAGES}
+        assert_openai_error(post(srv, seed), 404, "model_not_found")
+
+
+def test_a_builtin_registered_later_is_still_served(server):
+    """The grader's Recorder registers with the module-level register() while a server runs."""
+    spec = register(ModelSpec("test/late-builtin", "测试用：后来注册的。", echo_handler))
+    try:
+        body = {"model": spec.id, "messages": SEED_MESSAGES}
+        assert post(server, body).json() == {"echo": spec.id}
+        assert spec.id in server.models
+        with LocalServer(pace=0) as other:
+            other.unregister(spec.id)
+            assert_openai_error(post(other, body), 404, "model_not_found")
+            assert spec.id not in other.models
+    finally:
+        del MODELS[spec.id]
+    assert spec.id not in server.models
+
+
+def test_the_request_log_keeps_each_request_with_the_key_masked():
+    with LocalServer(pace=0) as srv:
+        assert srv.requests == []
+        before = time.time()
+        post(srv, {"model": SEED_MODEL, "messages": SEED_MESSAGES, "stream": True})
+        get(srv, "/models")
+        post(srv, {"model": "gpt-4o-mini", "messages": SEED_MESSAGES}, key=WRONG_KEY)
+        post(srv, b"{not json")
+        first, second, third, fourth = srv.requests
+        assert (first.method, first.path, first.model) == (
+            "POST",
+            "/v1/chat/completions",
+            SEED_MODEL,
+        )
+        assert first.body == {"model": SEED_MODEL, "messages": SEED_MESSAGES, "stream": True}
+        assert first.headers["Authorization"] == "Bearer ***"
+        assert before <= first.time <= second.time <= time.time()
+        assert (second.method, second.path, second.body, second.model) == (
+            "GET",
+            "/v1/models",
+            None,
+            None,
+        )
+        assert third.model == "gpt-4o-mini"  # logged although the key was wrong
+        assert fourth.body == "{not json" and fourth.model is None
+        shown = repr(srv.requests)
+        assert srv.api_key not in shown and WRONG_KEY not in shown
+        srv.clear_requests()
+        assert srv.requests == []
+
+
+def test_the_request_log_is_per_server_and_thread_safe(server):
+    with LocalServer(pace=0) as srv:
+
+        def one(i: int) -> int:
+            body = {"model": SEED_MODEL, "messages": [{"role": "user", "content": f"第 {i} 个"}]}
+            return post(srv, body).status_code
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            assert set(pool.map(one, range(40))) == {200}
+        texts = sorted(r.body["messages"][0]["content"] for r in srv.requests)
+        assert texts == sorted(f"第 {i} 个" for i in range(40))
+        assert all(
+            r.body["messages"][0]["content"] not in str(server.requests) for r in srv.requests
+        )
+
+
+def test_add_route_on_one_server_gets_the_request_and_path_parameters():
+    seen: list[Request] = []
+
+    def handler(request: Request, ex: Exchange) -> None:
+        seen.append(request)
+        ex.send_json(200, {"name": request.params["name"], "body": request.body})
+
+    with LocalServer(pace=0) as srv, LocalServer(pace=0) as other:
+        route = srv.add_route("POST", "/v1/echo/{name}", handler)
+        assert srv.routes[("POST", "/v1/echo/{name}")] is route
+        url = "/echo/a%2Fb/c"
+        response = requests.post(
+            srv.base_url + url + "?x=1",
+            json={"hi": 1},
+            headers={"Authorization": f"Bearer {srv.api_key}"},
+            timeout=TIMEOUT,
+        )
+        assert response.json() == {"name": "a/b/c", "body": {"hi": 1}}
+        (request,) = seen
+        assert (request.method, request.path, request.query) == ("POST", "/v1/echo/a%2Fb/c", "x=1")
+        assert request.models is srv.models
+        assert_openai_error(
+            requests.post(srv.base_url + url, timeout=TIMEOUT), 401, "invalid_api_key"
+        )
+        assert len(seen) == 1  # the key guards an added route too
+        response = requests.post(
+            other.base_url + url,
+            headers={"Authorization": f"Bearer {other.api_key}"},
+            timeout=TIMEOUT,
+        )
+        assert_openai_error(response, 404, "not_found")
+        assert_openai_error(get(srv, "/echo/x"), 405, "method_not_allowed")
+
+
+def test_add_route_for_every_server_with_its_own_error_shape():
+    def handler(request: Request, ex: Exchange) -> None:
+        ex.send_json(200, {"ok": True})
+
+    def errors(ex: Exchange, status: int, message: str, code: str | None, param: str | None):
+        ex.send_json(status, {"type": "error", "error": {"type": code, "message": message}})
+
+    add_route("POST", "/v1/test-everywhere", handler, errors=errors)
+    try:
+        with LocalServer(pace=0) as srv:
+            url = srv.base_url + "/test-everywhere"
+            headers = {"Authorization": f"Bearer {srv.api_key}"}
+            assert requests.post(url, headers=headers, timeout=TIMEOUT).json() == {"ok": True}
+            response = requests.post(url, timeout=TIMEOUT)
+            assert response.status_code == 401
+            assert response.json()["error"]["type"] == "invalid_api_key"
+            response = requests.post(url, data=b"{", headers=headers, timeout=TIMEOUT)
+            assert response.status_code == 400
+            assert response.json()["type"] == "error"
+    finally:
+        del ROUTES[("POST", "/v1/test-everywhere")]
+
+
+# -- stop sequences --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("stop", "text"),
+    [
+        ("问题", "你好！有什么"),  # a whole token: not included
+        (["问题"], "你好！有什么"),
+        ("么问", "你好！有什"),  # spans two tokens ("有什么" + "问题"): the first is cut
+        (["帮助", "有什", "吗"], "你好！"),  # the first one in the text wins, not in the list
+        ("你好", ""),  # right at the start: an empty answer
+        (["不在回答里"], SEED_TEXT),  # never written: the whole reply
+    ],
+)
+def test_stop_ends_the_reply_before_the_first_stop_sequence(server, stop, text):
+    body = {"model": SEED_MODEL, "messages": SEED_MESSAGES, "stop": stop}
+    reply = post(server, body).json()
+    assert reply["choices"][0]["message"]["content"] == text
+    assert reply["choices"][0]["finish_reason"] == "stop"
+    chunks = sse_chunks(stream_body(server, stop=stop))
+    assert assemble(chunks).content == text
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    pieces = [c["choices"][0]["delta"]["content"] for c in chunks if c["choices"][0]["delta"]]
+    assert reply["usage"]["completion_tokens"] == len([p for p in pieces if p])
+    assert chunks[-1]["usage"]["completion_tokens"] == reply["usage"]["completion_tokens"]
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "deepseek-ai/DeepSeek-R1"])
+def test_stop_in_other_styles_and_n_2(server, model):
+    chunks = sse_chunks(stream_body(server, model=model, stop=["或者"], n=2))
+    result = assemble(chunks)
+    assert [c.content for c in result.choices] == ["你好！有什么问题", "（候选 2）你好！有什么问题"]
+    assert all(c.finish_reason == "stop" for c in result.choices)
+
+
+def test_max_tokens_before_the_stop_sequence_still_means_length(server):
+    body = {"model": SEED_MODEL, "messages": SEED_MESSAGES, "stop": "帮助", "max_tokens": 2}
+    choice = post(server, body).json()["choices"][0]
+    assert (choice["message"]["content"], choice["finish_reason"]) == ("你好！", "length")
+    body["max_tokens"] = 6  # exactly the tokens before "帮助": the stop wins
+    choice = post(server, body).json()["choices"][0]
+    assert (choice["message"]["content"], choice["finish_reason"]) == (
+        "你好！有什么问题或者需要",
+        "stop",
+    )
+
+
+# -- the server's building blocks --------------------------------------------------------------
+@pytest.mark.parametrize("usage_mode", ["every", "null", "absent"])
+@pytest.mark.parametrize("model", [SEED_MODEL, 'a "quoted" \\ 模型', "x\ud800"])
+def test_chunk_bytes_are_exactly_the_encoded_chunk(usage_mode, model):
+    builder = ChunkBuilder(model, prompt_tokens=30, usage_mode=usage_mode)
+    deltas = [
+        ({"content": "", "reasoning_content": None, "role": "assistant"}, None, 0),
+        ({"content": '你好\n"引号"', "reasoning_content": None}, None, 1),
+        ({"content": "半\udfff"}, None, 0),
+        ({}, "stop", 3),
+    ]
+    for delta, finish, index in deltas:
+        builder.completion_tokens += 1
+        assert builder.chunk_bytes(delta, finish, index) == encode_json(
+            builder.chunk(delta, finish, index)
+        )

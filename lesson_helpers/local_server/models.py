@@ -9,14 +9,24 @@ models the same way (ids starting with ``fault-``).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from .exchange import ChunkBuilder, Exchange
 from .replies import prompt_tokens, reasoning_pieces, reply_pieces, tokenize
+from .tools import chat_tool_calls, tool_answer
 
-__all__ = ["MODELS", "ModelSpec", "completion_body", "register", "stream_reply"]
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "ModelTable",
+    "completion_body",
+    "cut_at_stop",
+    "register",
+    "stop_sequences",
+    "stream_reply",
+]
 
 Handler = Callable[[Exchange], None]
 
@@ -29,12 +39,62 @@ class ModelSpec:
     owned_by: str = "lesson-helpers"
 
 
-MODELS: dict[str, ModelSpec] = {}
+MODELS: dict[str, ModelSpec] = {}  # the built-in table: scripted and fault-* models
 
 
 def register(spec: ModelSpec) -> ModelSpec:
+    """Add a built-in model (at import time). One server's own models: ``server.register``."""
     MODELS[spec.id] = spec
     return spec
+
+
+class ModelTable(MutableMapping[str, ModelSpec]):
+    """The models of one server: a copy of a table, changed only through this object.
+
+    ``ModelTable()`` copies the built-in :data:`MODELS` and also finds a model that
+    :func:`register` adds to it later (older code, e.g. the grader, registers while a server
+    runs), unless this table removed that id. ``ModelTable(models)`` is exactly ``models``.
+    """
+
+    def __init__(self, models: Mapping[str, ModelSpec] | None = None) -> None:
+        self._own: dict[str, ModelSpec] = dict(MODELS if models is None else models)
+        self._follow_builtins = models is None
+        self._removed: set[str] = set()
+
+    def _late(self) -> Iterator[str]:
+        """Built-in ids registered after this table was made (and not removed here)."""
+        if self._follow_builtins:
+            for model_id in list(MODELS):
+                if model_id not in self._own and model_id not in self._removed:
+                    yield model_id
+
+    def __getitem__(self, model_id: str) -> ModelSpec:
+        spec = self._own.get(model_id)
+        if spec is not None:
+            return spec
+        if self._follow_builtins and model_id not in self._removed and model_id in MODELS:
+            return MODELS[model_id]
+        raise KeyError(model_id)
+
+    def __setitem__(self, model_id: str, spec: ModelSpec) -> None:
+        self._own[model_id] = spec
+        self._removed.discard(model_id)
+
+    def __delitem__(self, model_id: str) -> None:
+        if model_id not in self:
+            raise KeyError(model_id)
+        self._own.pop(model_id, None)
+        self._removed.add(model_id)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from list(self._own)
+        yield from self._late()
+
+    def __len__(self) -> int:
+        return len(self._own) + sum(1 for _ in self._late())
+
+    def __repr__(self) -> str:
+        return f"ModelTable({list(self)!r})"
 
 
 @dataclass
@@ -46,15 +106,42 @@ class _Plan:
     finish_reason: str
 
 
+def stop_sequences(body: dict[str, Any]) -> list[str]:
+    """The request's ``stop`` as a list of non-empty strings (validated before)."""
+    stop = body.get("stop")
+    items = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
+    return [s for s in items if isinstance(s, str) and s]
+
+
+def cut_at_stop(pieces: list[str], stops: list[str]) -> tuple[list[str], bool]:
+    """The pieces up to the first stop sequence (not included; it may span pieces, and the
+    piece it starts in is cut), and whether a stop sequence was found."""
+    text = "".join(pieces)
+    found = [i for i in (text.find(s) for s in stops) if i >= 0]
+    if not found:
+        return pieces, False
+    end, kept, used = min(found), [], 0
+    for piece in pieces:
+        if used + len(piece) >= end:
+            if end > used:
+                kept.append(piece[: end - used])
+            break
+        kept.append(piece)
+        used += len(piece)
+    return kept, True
+
+
 def _plans(ex: Exchange, reasoning: bool) -> list[_Plan]:
     n = int(ex.body.get("n") or 1)
     limit = ex.body.get("max_tokens") or ex.body.get("max_completion_tokens")
+    stops = stop_sequences(ex.body)
     plans = []
     for i in range(n):
         think = reasoning_pieces(ex.messages) if reasoning else []
-        say = reply_pieces(ex.messages)
+        say = tool_answer(ex) or reply_pieces(ex.messages)  # tools.py: after tool results
         if i:
             say = tokenize(f"（候选 {i + 1}）") + say
+        say, _ = cut_at_stop(say, stops)  # a model stops as soon as it writes a stop sequence
         finish = "stop"
         if limit is not None and len(think) + len(say) > limit:
             think, say = think[:limit], say[: max(0, limit - len(think))]
@@ -119,7 +206,7 @@ def stream_reply(ex: Exchange, plans: list[_Plan], style: str) -> None:
                 ex.cut()
                 return
             builder.completion_tokens += tokens
-            ex.send_event(builder.chunk(delta, finish_reason, index))
+            ex.write(b"data: " + builder.chunk_bytes(delta, finish_reason, index) + b"\n\n")
     if include_usage:
         ex.send_event(builder.usage_chunk())
     ex.send_done()
@@ -127,7 +214,11 @@ def stream_reply(ex: Exchange, plans: list[_Plan], style: str) -> None:
 
 
 def scripted(style: str = "siliconflow", reasoning: bool = False) -> Handler:
+    """The handler of an ordinary model: ``style`` "siliconflow" or "openai" chunks."""
+
     def handle(ex: Exchange) -> None:
+        if chat_tool_calls(ex, style, reasoning):  # tools.py: the model calls tools instead
+            return
         plans = _plans(ex, reasoning)
         if ex.stream:
             stream_reply(ex, plans, style)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 
-# The seed's reply to "你好", token for token, exactly as SiliconFlow streamed it.
-SEED_PROMPT = "你好"
-SEED_PIECES = ("你好", "！", "有什么", "问题", "或者", "需要", "帮助", "的", "吗", "？")
+from ..seed import PIECES as SEED_PIECES  # the seed's reply to "你好", token for token
+from ..seed import PROMPT as SEED_PROMPT
 
 _TOKEN = re.compile(r"[\u3400-\u9fff]{1,2}|[A-Za-z0-9_'.-]+ ?|\s+|.", re.S)
 

@@ -18,8 +18,9 @@ import hashlib
 import itertools
 import zlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-from .exchange import ChunkBuilder, Exchange, dumps
+from .exchange import ChunkBuilder, Exchange, encode_json
 from .models import ModelSpec, register
 from .replies import prompt_tokens, reasoning_pieces, reply_pieces
 
@@ -73,20 +74,46 @@ def _chunks(
 
 
 def _event(obj: object, newline: bytes = b"\n") -> bytes:
-    return b"data: " + dumps(obj).encode() + newline + newline
+    return b"data: " + encode_json(obj) + newline + newline
 
 
 DONE = b"data: [DONE]\n\n"
 
 
-def _paced(ex: Exchange, events: Iterable[bytes]) -> bool:
-    """Write events at the server's pace. False if the server is stopping (body cut)."""
-    for i, data in enumerate(events):
-        if i and not ex.sleep():
-            ex.cut()
-            return False
-        ex.write(data)
+@dataclass(frozen=True)
+class Wait:
+    """In a list of events: wait ``seconds`` (None: until the next token's slot) instead of
+    the usual pace before the next event. ``Wait(0)``: send the next one right away."""
+
+    seconds: float | None
+
+
+def _paced(ex: Exchange, events: Iterable[bytes | Wait]) -> bool:
+    """Write events one token slot apart (a :class:`Wait` replaces the gap before the next
+    one). False if the server is stopping: the body has been cut."""
+    gap = False  # the first event goes out at once
+    for item in events:
+        if isinstance(item, Wait) or gap:
+            if not ex.sleep(item.seconds if isinstance(item, Wait) else None):
+                ex.cut()
+                return False
+        gap = not isinstance(item, Wait)
+        if gap:
+            ex.write(item)  # type: ignore[arg-type]
     return True
+
+
+def _stream(
+    ex: Exchange,
+    events: Iterable[bytes | Wait],
+    then: Callable[[], None] | None = None,
+    **start: object,
+) -> None:
+    """Start a 200 stream (``start``: see Exchange.start_stream), write the events at the
+    server's pace, then ``then()`` -- by default end the body properly."""
+    ex.start_stream(**start)  # type: ignore[arg-type]
+    if _paced(ex, events):
+        (then or ex.end_stream)()
 
 
 def _normal_events(ex: Exchange) -> list[bytes]:
@@ -98,9 +125,7 @@ def _normal_reply(ex: Exchange) -> None:
     if not ex.stream:
         ex.send_json(200, _completion(ex))
         return
-    ex.start_stream()
-    if _paced(ex, _normal_events(ex)):
-        ex.end_stream()
+    _stream(ex, _normal_events(ex))
 
 
 def _completion(ex: Exchange) -> dict:
@@ -185,8 +210,7 @@ def _too_large(ex: Exchange) -> None:
 
 
 def _conversation_key(ex: Exchange) -> str:
-    text = dumps([ex.model, ex.messages, ex.stream])
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(encode_json([ex.model, ex.messages, ex.stream])).hexdigest()
 
 
 @_scenario(
@@ -269,17 +293,13 @@ def _error_event(ex: Exchange) -> None:
             "code": "upstream_error",
         }
     }
-    ex.start_stream()
-    if _paced(ex, [_event(c) for c in chunks] + [_event(error)]):
-        ex.end_stream()
+    _stream(ex, [_event(c) for c in chunks] + [_event(error)])
 
 
 @_scenario("fault-cut-mid-stream", "流到一半连接突然断开，没有 [DONE]。")
 def _cut(ex: Exchange) -> None:
     chunks = _chunks(ex, finish=None)[: 1 + _CUT_AFTER]
-    ex.start_stream()
-    if _paced(ex, [_event(c) for c in chunks]):
-        ex.cut()
+    _stream(ex, [_event(c) for c in chunks], then=ex.cut)
 
 
 @_scenario("fault-malformed-json", "流中有一个事件的 JSON 被截断了（不是合法 JSON）。")
@@ -291,20 +311,14 @@ def _malformed(ex: Exchange) -> None:
     end = start + len(b'"content":"') + 3 if start >= 0 else len(events[bad]) // 2
     broken = events[bad][:end].decode("utf-8", errors="ignore")
     events[bad] = broken.encode() + b"\n\n"
-    ex.start_stream()
-    if _paced(ex, events):
-        ex.end_stream()
+    _stream(ex, events)
 
 
 @_scenario("fault-stall", "流到一半停住几秒（默认 3 秒，可用 fault_delay 调），超过读超时。")
 def _stall(ex: Exchange) -> None:
     events = _normal_events(ex)
     head, tail = events[: 1 + _CUT_AFTER], events[1 + _CUT_AFTER :]
-    ex.start_stream()
-    if not _paced(ex, head) or not ex.sleep(_delay(ex, STALL_DELAY)) or not _paced(ex, tail):
-        ex.cut()
-        return
-    ex.end_stream()
+    _stream(ex, [*head, Wait(_delay(ex, STALL_DELAY)), *tail])
 
 
 # -- oddities a client must cope with (the text must come out exactly right) ---------------
@@ -313,11 +327,7 @@ def _stall(ex: Exchange) -> None:
     "第一个 token 要等很久（默认 1 秒，可用 fault_delay 调），之后一切正常。",
 )
 def _slow_first_token(ex: Exchange) -> None:
-    ex.start_stream()
-    if not ex.sleep(_delay(ex, SLOW_FIRST_TOKEN_DELAY)) or not _paced(ex, _normal_events(ex)):
-        ex.cut()
-        return
-    ex.end_stream()
+    _stream(ex, [Wait(_delay(ex, SLOW_FIRST_TOKEN_DELAY)), *_normal_events(ex)])
 
 
 @_scenario("fault-keepalive", "事件之间夹着保活注释行（: ping），文字应当完全正常。")
@@ -325,17 +335,13 @@ def _keepalive(ex: Exchange) -> None:
     events = [b": ping\n\n"]
     for data in _normal_events(ex):
         events += [data, b": keep-alive\n\n"]
-    ex.start_stream()
-    if _paced(ex, events):
-        ex.end_stream()
+    _stream(ex, events)
 
 
 @_scenario("fault-crlf", "用 CRLF（\\r\\n）而不是 LF 换行，文字应当完全正常。")
 def _crlf(ex: Exchange) -> None:
     events = [_event(c, b"\r\n") for c in _chunks(ex)] + [b"data: [DONE]\r\n\r\n"]
-    ex.start_stream()
-    if _paced(ex, events):
-        ex.end_stream()
+    _stream(ex, events)
 
 
 @_scenario(
@@ -343,9 +349,7 @@ def _crlf(ex: Exchange) -> None:
     "不用分块编码：没有长度，靠关闭连接表示结束（Connection: close）。",
 )
 def _close_delimited(ex: Exchange) -> None:
-    ex.start_stream(chunked=False)
-    _paced(ex, _normal_events(ex))
-    ex.end_stream()
+    _stream(ex, _normal_events(ex), chunked=False)
 
 
 def _awkward_pieces(data: bytes) -> list[bytes]:
@@ -364,61 +368,45 @@ def _awkward_pieces(data: bytes) -> list[bytes]:
 
 @_scenario("fault-split-utf8", "字节被切成碎片发送，连一个汉字的 UTF-8 字节都被切开。")
 def _split_utf8(ex: Exchange) -> None:
-    ex.start_stream()
-    for data in _normal_events(ex):
+    events: list[bytes | Wait] = []
+    for data in _normal_events(ex):  # each piece, a short pause; the pace between events
         for piece in _awkward_pieces(data):
-            ex.write(piece)
-            if not ex.sleep(_SPLIT_PAUSE):
-                ex.cut()
-                return
-        if not ex.sleep():
-            ex.cut()
-            return
-    ex.end_stream()
+            events += [piece, Wait(_SPLIT_PAUSE)]
+        events.append(Wait(None))
+    _stream(ex, events)
 
 
 @_scenario("fault-no-charset", "Content-Type 里没写 charset=utf-8（requests 会猜成 ISO-8859-1）。")
 def _no_charset(ex: Exchange) -> None:
-    ex.start_stream(content_type="text/event-stream")
-    if _paced(ex, _normal_events(ex)):
-        ex.end_stream()
+    _stream(ex, _normal_events(ex), content_type="text/event-stream")
 
 
 @_scenario("fault-gzip", "流被网关用 gzip 压缩（Content-Encoding: gzip），文字应当完全正常。")
 def _gzip(ex: Exchange) -> None:
     packer = zlib.compressobj(wbits=31)  # 31: gzip header and trailer
-    ex.start_stream(headers={"Content-Encoding": "gzip"})
-    for i, data in enumerate(_normal_events(ex)):
-        if i and not ex.sleep():
-            ex.cut()
-            return
-        ex.write(packer.compress(data) + packer.flush(zlib.Z_SYNC_FLUSH))
-    ex.write(packer.flush(zlib.Z_FINISH))
-    ex.end_stream()
+    events: list[bytes | Wait] = [
+        packer.compress(data) + packer.flush(zlib.Z_SYNC_FLUSH) for data in _normal_events(ex)
+    ]
+    events += [Wait(0), packer.flush(zlib.Z_FINISH)]  # the gzip trailer right after the end
+    _stream(ex, events, headers={"Content-Encoding": "gzip"})
 
 
 @_scenario("fault-no-done", "回答完整（有 finish_reason），但最后没有 data: [DONE]。")
 def _no_done(ex: Exchange) -> None:
-    ex.start_stream()
-    if _paced(ex, [_event(c) for c in _chunks(ex)]):
-        ex.end_stream()
+    _stream(ex, [_event(c) for c in _chunks(ex)])
 
 
 # -- complete streams that end in an unusual way --------------------------------------------
 @_scenario("fault-length", "回答写到一半因为达到 max_tokens 上限而停下（finish_reason: length）。")
 def _length(ex: Exchange) -> None:
     pieces = reply_pieces(ex.messages)[: _CUT_AFTER + 1]
-    ex.start_stream()
-    if _paced(ex, [_event(c) for c in _chunks(ex, pieces, "length")] + [DONE]):
-        ex.end_stream()
+    _stream(ex, [_event(c) for c in _chunks(ex, pieces, "length")] + [DONE])
 
 
 @_scenario("fault-content-filter", "回答被内容审核拦下（finish_reason: content_filter）。")
 def _content_filter(ex: Exchange) -> None:
     pieces = reply_pieces(ex.messages)[:_CUT_AFTER]
-    ex.start_stream()
-    if _paced(ex, [_event(c) for c in _chunks(ex, pieces, "content_filter")] + [DONE]):
-        ex.end_stream()
+    _stream(ex, [_event(c) for c in _chunks(ex, pieces, "content_filter")] + [DONE])
 
 
 @_scenario(
@@ -427,9 +415,7 @@ def _content_filter(ex: Exchange) -> None:
 )
 def _reasoning_only(ex: Exchange) -> None:
     chunks = _chunks(ex, [], "length", reasoning=reasoning_pieces(ex.messages))
-    ex.start_stream()
-    if _paced(ex, [_event(c) for c in chunks] + [DONE]):
-        ex.end_stream()
+    _stream(ex, [_event(c) for c in chunks] + [DONE])
 
 
 TOOL_CALL_ARGUMENTS = ('{"city', '": "北', '京"', ', "unit": "c', 'elsius"}')
@@ -450,6 +436,4 @@ def _tool_calls(ex: Exchange) -> None:
         call = {"index": 0, "function": {"arguments": fragment}}
         chunks.append(builder.chunk({"content": None, "tool_calls": [call]}))
     chunks.append(builder.chunk({"content": None}, "tool_calls"))
-    ex.start_stream()
-    if _paced(ex, [_event(c) for c in chunks] + [DONE]):
-        ex.end_stream()
+    _stream(ex, [_event(c) for c in chunks] + [DONE])
