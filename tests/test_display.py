@@ -614,6 +614,42 @@ def test_tool_calls_from_the_local_server_in_every_mode(client):
     )
 
 
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "查询一个城市现在的天气",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def test_real_tool_calls_when_the_request_offers_tools(client, merges):
+    """The local server's ordinary model calls an offered tool: two cities, two calls."""
+    question = [{"role": "user", "content": "北京和上海现在天气怎么样？"}]
+    out = io.StringIO()
+    for mode in ("widget", "text"):
+        view = LiveView(mode=mode, out=out)
+        view.run(lambda: client.stream(question, tools=[WEATHER_TOOL]))
+        assert view.state == DONE and view.finish_reason == "tool_calls" and view.text == ""
+        calls = [(name, json.loads(arguments)) for name, arguments in view.tool_calls]
+        assert calls == [("get_weather", {"city": "北京"}), ("get_weather", {"city": "上海"})]
+        if mode == "widget":
+            tools = next(w for w in _walk(view.widget) if "lesson-live-tools" in w._dom_classes)
+            assert "工具调用 1" in tools.value and "工具调用 2" in tools.value
+            assert html_escape('"上海"') in tools.value
+    printed = out.getvalue()
+    assert (
+        '〔工具调用 get_weather〕{"city": "北京"}\n〔工具调用 get_weather〕{"city": "上海"}'
+        in printed
+    )
+    assert len(merges) == 2 * view.chunks  # two views, each chunk merged once
+
+
 class Writes(io.StringIO):
     """A text stream that remembers each write (one per render)."""
 
