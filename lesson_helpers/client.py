@@ -241,6 +241,17 @@ class ChatStream:
         for chunk, _news in self._run():
             yield chunk
 
+    def updates(self) -> Iterator[tuple[dict[str, Any], list[ChoiceDelta]]]:
+        """Each chunk with what it added to :attr:`assembler` (a live view reads these: the
+        chunk is merged once, here, and never again)."""
+        return self._run()
+
+    @property
+    def secret(self) -> Secret:
+        """The key this stream was sent with (a ``Secret``: masked when printed), so that a
+        view can hide it from what the server sends back."""
+        return self._secret
+
     def text(self) -> Iterator[str]:
         """Only the new answer text of choice 0, piece by piece (from the assembler's deltas)."""
         for _chunk, news in self._run():

@@ -7,7 +7,8 @@ stream is running and checks that
 * a *blocking* cell shows the answer growing while the cell is still running (widget
   updates travel on the kernel's IOPub channel at once), ending in the exact text;
 * a *background* view leaves the notebook usable, and its Stop button ends the stream and
-  keeps the partial text, in the page and in the kernel.
+  keeps the partial text, in the page and in the kernel;
+* a tool call's arguments appear piece by piece as they stream in.
 
 Skipped (with the reason) only when chromium or Playwright is not installed.
 Set LIVE_VIEW_SCREENSHOT=/some/file.png to keep a screenshot of the page.
@@ -86,7 +87,13 @@ CELLS = [
     "import json\n"
     "v2.wait(10)\n"
     'print(json.dumps({"state": v2.state, "text": v2.text}, ensure_ascii=False))',
+    # 5: a tool call streaming in (blocking)
+    "local_server().pace = 0.25\n"
+    'v3 = LiveView("tools")\n'
+    'weather = [{"role": "user", "content": "天气"}]\n'
+    'v3.run(lambda: client.stream(weather, model="fault-tool-calls"))',
 ]
+TOOL_ARGUMENTS = '{"city": "北京", "unit": "celsius"}'  # what fault-tool-calls streams
 
 
 def _free_port() -> int:
@@ -345,3 +352,22 @@ def test_background_view_keeps_notebook_usable_and_stop_keeps_partial_text(page)
     output = cell(page, 4).locator(".jp-OutputArea-output").filter(has_text='"state"')
     kernel_side = json.loads(output.inner_text())
     assert kernel_side == {"state": "已停止", "text": stopped}
+
+
+def test_a_tool_call_is_shown_as_its_arguments_stream_in(page):
+    run_cell(page, 5)
+    tools = cell(page, 5).locator(".lesson-live-tools")
+    reads = []
+    deadline = time.monotonic() + 20
+    while "完成" not in status_text(page, 5):
+        assert time.monotonic() < deadline, f"the stream did not finish; last reads: {reads[-3:]}"
+        if tools.count() and tools.is_visible():
+            reads.append(tools.inner_text())
+        time.sleep(0.08)
+    final = tools.inner_text()
+    assert "get_weather" in final and TOOL_ARGUMENTS in final
+    arguments = [text.split("\n", 1)[-1].strip() for text in reads if "get_weather" in text]
+    growing = list(dict.fromkeys(a for a in arguments if a and a != "（参数还没到）"))
+    assert len(growing) >= 3, f"the arguments did not visibly grow: {reads}"
+    assert all(TOOL_ARGUMENTS.startswith(a) for a in growing), growing
+    assert "模型要求调用工具" in status_text(page, 5)

@@ -8,24 +8,31 @@ Also the self-check of lesson 04's throttling exercise.
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 from collections.abc import Iterator
+from html import escape as html_escape
 
 import pytest
 from conftest import routed_output
 
 from lesson_helpers.checks import lesson04
+from lesson_helpers.chunks import ChunkAssembler
 from lesson_helpers.client import ChatClient
 from lesson_helpers.config import Secret, Settings
 from lesson_helpers.display import (
+    ANSWERING,
     DONE,
     ERROR,
     STOPPED,
     WAITING,
     LiveView,
+    StreamState,
+    Throttle,
     detect_mode,
     show_side_by_side,
+    throttle_renders,
 )
 from lesson_helpers.errors import StreamError
 from lesson_helpers.local_server import LocalServer
@@ -46,9 +53,8 @@ def chunk(content: str = "", reasoning: str = "", finish: str | None = None) -> 
     return {"model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
 
-@pytest.fixture
-def client(server) -> ChatClient:
-    settings = Settings(
+def _settings(server: LocalServer) -> Settings:
+    return Settings(
         api_key=Secret(server.api_key),
         base_url=server.base_url,
         model=SEED_MODEL,
@@ -56,7 +62,11 @@ def client(server) -> ChatClient:
         connect_timeout=5.0,
         provider="local",
     )
-    return ChatClient(settings)
+
+
+@pytest.fixture
+def client(server) -> ChatClient:
+    return ChatClient(_settings(server))
 
 
 class Slow:
@@ -243,15 +253,7 @@ def test_stop_freezes_the_text_and_closes_the_stream():
 
 def test_the_stop_button_stops():
     with LocalServer(pace=0.02) as slow:
-        settings = Settings(
-            api_key=Secret(slow.api_key),
-            base_url=slow.base_url,
-            model=SEED_MODEL,
-            timeout=10.0,
-            connect_timeout=5.0,
-            provider="local",
-        )
-        client = ChatClient(settings)
+        client = ChatClient(_settings(slow))
         view = LiveView(mode="widget")
         view.start(lambda: client.stream([{"role": "user", "content": "什么是流式输出？"}]))
         assert not view.stop_button.disabled
@@ -415,19 +417,482 @@ def _walk(widget):
         yield from _walk(child)
 
 
+# --- the parts: a pure throttle, a state object, the driver ----------------------------------
+
+
+def test_the_throttle_rule_step_by_step():
+    rule = Throttle(0.25)
+    assert rule.offer(0.0)  # the first delta at once
+    assert not rule.offer(0.125) and rule.pending  # too soon: pending
+    assert not rule.poll(0.2)  # the timer: still too soon
+    assert rule.poll(0.25) and not rule.pending  # exactly the interval counts
+    assert not rule.poll(1.0)  # nothing pending, nothing to draw
+    assert not rule.offer(0.375)
+    assert rule.finish() and not rule.finish()  # one last render, once
+    with pytest.raises(ValueError):
+        Throttle(float("nan"))
+
+
+def test_throttle_renders_replays_the_rule_over_recorded_deltas():
+    events = [(0.0, "流"), (0.125, "式"), (0.25, "输"), (0.375, "出")]
+    assert throttle_renders(events, 0.25) == ["流", "流式输", "流式输出"]
+    assert throttle_renders([(0.0, "字")] * 100, 0.25) == ["字", "字" * 100]
+    assert throttle_renders([], 0.25) == []
+    assert throttle_renders([(0.0, "a"), (0.125, "")], 0.25) == ["a"]  # "" brings nothing
+
+
+def test_the_state_reads_the_assembler_it_is_given():
+    clock = iter([10.0, 10.5, 11.0, 11.5, 12.0]).__next__
+    assembler = ChunkAssembler()
+    state = StreamState(assembler, clock=clock)
+    state.begin("m")  # 10.0
+    assert state.state == WAITING and state.text == ""
+    for piece in (chunk(reasoning="想"), chunk("答"), chunk("案", finish="stop")):
+        state.take(piece, assembler.add(piece))  # 10.5, 11.0, 11.5
+    assert state.assembler is assembler and assembler.chunk_count == 3
+    assert (state.reasoning, state.text, state.deltas, state.chunks) == ("想", "答案", 3, 3)
+    assert state.state == ANSWERING and state.finish_reason == "stop"
+    assert state.ttft == 0.5 and state.tokens_per_second() == 3 / 1.0
+    assert state.end(DONE) and not state.end(ERROR)  # 12.0; the first end wins
+    assert state.elapsed == 2.0 and state.state == DONE
+
+
+def test_a_state_change_without_text_is_not_a_delta():
+    assembler = ChunkAssembler()
+    state = StreamState(assembler)
+    state.begin()
+    finish_only = chunk(finish="stop")
+    assert state.take(finish_only, assembler.add(finish_only))  # choice 0 changed
+    assert state.deltas == 0 and state.first is None and state.state == WAITING
+    other_choice = {"choices": [{"index": 1, "delta": {"content": "b"}}]}
+    assert not state.take(other_choice, assembler.add(other_choice))  # the view shows choice 0
+
+
+# --- one merge per chunk ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def merges(monkeypatch) -> list[ChunkAssembler]:
+    """Every ChunkAssembler.add call, as the assembler it merged into."""
+    calls: list[ChunkAssembler] = []
+    add = ChunkAssembler.add
+
+    def counted(self, item):
+        calls.append(self)
+        return add(self, item)
+
+    monkeypatch.setattr(ChunkAssembler, "add", counted)
+    return calls
+
+
+def test_a_chat_stream_is_merged_once_by_the_stream_and_read_by_the_view(client, merges):
+    stream = client.stream(HELLO)
+    view = LiveView(mode="widget")
+    view.run(stream)
+    assert view.text == SEED_TEXT and view.state == DONE
+    assert view.chunks == stream.assembler.chunk_count == 12
+    assert len(merges) == 12, "each chunk must be merged exactly once"
+    assert set(map(id, merges)) == {id(stream.assembler)}
+    assert view.stream_state.assembler is stream.assembler  # read, not copied
+
+
+def test_a_chat_stream_from_a_function_is_merged_once_too(client, merges):
+    view = LiveView(mode="text", out=io.StringIO())
+    view.run(lambda: client.stream(HELLO, model="deepseek-ai/DeepSeek-R1"))
+    assert view.text == SEED_TEXT and view.reasoning
+    assert len(merges) == view.chunks and len(set(map(id, merges))) == 1
+
+
+@pytest.mark.parametrize("as_generator", [False, True], ids=["list", "generator"])
+def test_a_list_of_chunks_gets_one_assembler_of_the_view(seed_stream_bytes, merges, as_generator):
+    chunks = seed_chunks(seed_stream_bytes)
+    view = LiveView(mode="silent")
+    view.run(iter(chunks) if as_generator else chunks)
+    assert view.text == SEED_TEXT
+    assert len(merges) == len(chunks) == 12
+    assert set(map(id, merges)) == {id(view.stream_state.assembler)}
+
+
+def test_nothing_arriving_after_stop_changes_what_the_view_holds(client):
+    with LocalServer(pace=0.02) as slow:
+        stream = ChatClient(_settings(slow)).stream(
+            [{"role": "user", "content": "什么是流式输出？"}]
+        )
+        view = LiveView(mode="silent")
+        view.start(stream)
+        wait_for(lambda: len(view.text) >= 4 or view.done)
+        view.stop()
+        kept, result = view.text, view.result.content
+        view.wait(2)
+        time.sleep(0.1)
+        assert view.text == kept == view.rendered_text == result
+        assert view.result.content == kept and view.state == STOPPED
+
+
+# --- reasoning, refusals and tool calls ------------------------------------------------------
+
+
+def test_reasoning_sent_as_reasoning_is_shown_like_reasoning_content():
+    groq_style = [
+        {"model": "m", "choices": [{"index": 0, "delta": {"reasoning": "先想"}}]},
+        {"model": "m", "choices": [{"index": 0, "delta": {"reasoning": "一想"}}]},
+        {
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": "答"}, "finish_reason": "stop"}],
+        },
+    ]
+    view = LiveView("R", mode="widget")
+    view.run(groq_style)
+    assert view.reasoning == "先想一想" and view.text == "答" and view.deltas == 3
+    panel = next(w for w in _walk(view.widget) if "lesson-live-reasoning" in w._dom_classes)
+    assert panel.layout.display is None and "先想一想" in _all_html(view)
+    out = io.StringIO()
+    LiveView(mode="text", out=out).run(groq_style)
+    assert out.getvalue().startswith("〔思考〕先想一想\n〔回答〕答\n[")
+
+
+def test_thinking_parts_are_reasoning_too():
+    mistral_style = [
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "content": [
+                            {"type": "thinking", "thinking": [{"type": "text", "text": "嗯"}]},
+                            {"type": "text", "text": "好"},
+                        ]
+                    },
+                }
+            ]
+        }
+    ]
+    view = LiveView(mode="silent")
+    view.run(mistral_style)
+    assert (view.reasoning, view.text) == ("嗯", "好")
+
+
+def refusal_chunks() -> list[dict]:
+    pieces = ["抱歉，", "这个我不能", "帮忙。"]
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "refusal": p}}]} for p in pieces
+    ]
+    return [*chunks, {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+
+
+def test_a_refusal_is_shown():
+    view = LiveView(mode="widget")
+    view.run(refusal_chunks())
+    assert view.refusal == "抱歉，这个我不能帮忙。" and view.text == "" and view.deltas == 3
+    refusal = next(w for w in _walk(view.widget) if "lesson-live-refusal" in w._dom_classes)
+    assert refusal.layout.display is None and "这个我不能帮忙" in refusal.value
+    assert "〔拒绝〕抱歉，这个我不能帮忙。" in view.plain_text()
+    out = io.StringIO()
+    LiveView(mode="text", out=out).run(refusal_chunks())
+    assert out.getvalue().startswith("〔拒绝〕抱歉，这个我不能帮忙。\n[")
+
+
+WEATHER_ARGUMENTS = '{"city": "北京", "unit": "celsius"}'
+
+
+def test_tool_calls_from_the_local_server_in_every_mode(client):
+    out = io.StringIO()
+    for mode in ("silent", "widget", "text"):
+        view = LiveView(mode=mode, out=out)
+        view.run(lambda: client.stream(HELLO, model="fault-tool-calls"))
+        assert view.state == DONE and view.text == "" and view.finish_reason == "tool_calls"
+        assert view.tool_calls == (("get_weather", WEATHER_ARGUMENTS),)
+        assert view.deltas == 6  # the name, then five argument fragments
+        assert "模型要求调用工具" in view.status_line()
+        assert f"〔工具调用 get_weather〕{WEATHER_ARGUMENTS}" in view.plain_text()
+        if mode == "widget":
+            tools = next(w for w in _walk(view.widget) if "lesson-live-tools" in w._dom_classes)
+            assert tools.layout.display is None
+            assert "get_weather" in tools.value and html_escape(WEATHER_ARGUMENTS) in tools.value
+    assert (
+        f"〔工具调用 get_weather〕{WEATHER_ARGUMENTS}\n[fault-tool-calls · 完成" in out.getvalue()
+    )
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "查询一个城市现在的天气",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def test_real_tool_calls_when_the_request_offers_tools(client, merges):
+    """The local server's ordinary model calls an offered tool: two cities, two calls."""
+    question = [{"role": "user", "content": "北京和上海现在天气怎么样？"}]
+    out = io.StringIO()
+    for mode in ("widget", "text"):
+        view = LiveView(mode=mode, out=out)
+        view.run(lambda: client.stream(question, tools=[WEATHER_TOOL]))
+        assert view.state == DONE and view.finish_reason == "tool_calls" and view.text == ""
+        calls = [(name, json.loads(arguments)) for name, arguments in view.tool_calls]
+        assert calls == [("get_weather", {"city": "北京"}), ("get_weather", {"city": "上海"})]
+        if mode == "widget":
+            tools = next(w for w in _walk(view.widget) if "lesson-live-tools" in w._dom_classes)
+            assert "工具调用 1" in tools.value and "工具调用 2" in tools.value
+            assert html_escape('"上海"') in tools.value
+    printed = out.getvalue()
+    assert (
+        '〔工具调用 get_weather〕{"city": "北京"}\n〔工具调用 get_weather〕{"city": "上海"}'
+        in printed
+    )
+    assert len(merges) == 2 * view.chunks  # two views, each chunk merged once
+
+
+class Writes(io.StringIO):
+    """A text stream that remembers each write (one per render)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_tool_call_arguments_are_shown_as_they_stream():
+    with LocalServer(pace=0.05) as slow:
+        client = ChatClient(_settings(slow))
+        out = Writes()
+        text_view = LiveView(mode="text", out=out, max_fps=100)
+        text_view.run(lambda: client.stream(HELLO, model="fault-tool-calls"))
+        widget_view = LiveView(mode="widget", max_fps=100)
+        seen: list[str] = []
+        widget_view.start(lambda: client.stream(HELLO, model="fault-tool-calls"))
+        while not widget_view.done:
+            seen.append(widget_view.tool_calls[0][1] if widget_view.tool_calls else "")
+            time.sleep(0.01)
+    assert out.writes[0] == "〔工具调用 get_weather〕"  # the name first, before any argument
+    pieces = [w for w in out.writes[1:-1] if w]
+    assert len(pieces) >= 3 and "".join(pieces) == WEATHER_ARGUMENTS
+    growing = list(dict.fromkeys(a for a in seen if a))
+    assert len(growing) >= 3 and growing[-1] == WEATHER_ARGUMENTS
+    assert all(WEATHER_ARGUMENTS.startswith(a) for a in growing)
+    assert widget_view.tool_calls == (("get_weather", WEATHER_ARGUMENTS),)
+
+
+def test_parallel_tool_calls_each_get_their_label_in_text_mode():
+    def call(index: int, **fields) -> dict:
+        return {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": index, **fields}]}}]}
+
+    chunks = [
+        call(0, id="a", function={"name": "get_weather", "arguments": '{"city": '}),
+        call(1, id="b", function={"name": "get_time", "arguments": "{"}),
+        call(0, function={"arguments": '"上海"}'}),
+        call(1, function={"arguments": "}"}),
+    ]
+    out = io.StringIO()
+    view = LiveView(mode="text", out=out, max_fps=1e9)  # every chunk its own render
+    view.run(chunks)
+    assert view.tool_calls == (("get_weather", '{"city": "上海"}'), ("get_time", "{}"))
+    printed = out.getvalue()
+    assert printed.startswith(
+        '〔工具调用 get_weather〕{"city": \n〔工具调用 get_time〕{\n'
+        '〔工具调用 get_weather〕（续）"上海"}\n〔工具调用 get_time〕（续）}\n['
+    )
+
+
+# --- the key never shows -------------------------------------------------------------------
+
+
+FAKE_KEY = "not-a-real-key-but-long-0123456789"  # not sk- shaped: only the key itself can hide it
+
+
+def _pieces_of(text: str, size: int = 12) -> list[str]:
+    return [text[i : i + size] for i in range(len(text) - size + 1)]
+
+
+def assert_no_key(*texts: object) -> None:
+    for text in texts:
+        shown = str(text)
+        assert not [p for p in _pieces_of(FAKE_KEY) if p in shown], shown
+
+
+class EchoServer:
+    """An OpenAI-style server that sends the caller's key back everywhere it can: in the model
+    name, split over several answer chunks, in the reasoning and tool-call arguments, then in a
+    mid-stream error event. ``status=401`` answers with an error body quoting the key."""
+
+    def __init__(self, status: int = 200, pause: float = 0.03) -> None:
+        import http.server
+
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                key = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                if outer.status != 200:
+                    body = json.dumps({"error": {"message": f"invalid api key {key}"}}).encode()
+                    self.send_response(outer.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                third = len(key) // 3
+                deltas = [
+                    {"reasoning_content": f"他的密钥是 {key}"},
+                    {"content": "你的密钥是 " + key[:third]},
+                    {"content": key[third : 2 * third]},
+                    {"content": key[2 * third :] + "，对吗？"},
+                    {"tool_calls": [{"index": 0, "id": "c", "function": {"name": "echo"}}]},
+                    {"tool_calls": [{"index": 0, "function": {"arguments": f'{{"k": "{key}"}}'}}]},
+                ]
+                for delta in deltas:
+                    chunk = {"model": f"echo-{key}", "choices": [{"index": 0, "delta": delta}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                    time.sleep(outer.pause)
+                error = {"error": {"message": f"upstream rejected key {key}"}}
+                self.wfile.write(f"data: {json.dumps(error)}\n\n".encode())
+                self.wfile.flush()
+
+        self.status, self.pause = status, pause
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> EchoServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _echo_client(server: EchoServer) -> ChatClient:
+    settings = Settings(
+        api_key=Secret(FAKE_KEY),
+        base_url=server.base_url,
+        model="echo",
+        timeout=10.0,
+        connect_timeout=5.0,
+        provider="custom",
+    )
+    return ChatClient(settings, max_retries=0)
+
+
+@pytest.mark.parametrize("mode", ["widget", "text", "silent"])
+def test_a_server_echoing_the_key_never_makes_it_visible(mode, ipython_shell, capsys):
+    out = io.StringIO()
+    with EchoServer() as echo:
+        view = LiveView("echo", mode=mode, out=out, max_fps=1000)  # a render per chunk
+        view.run(lambda: _echo_client(echo).stream(HELLO))
+    assert view.state == ERROR and view.error
+    assert view.text.startswith("你的密钥是 ") and view.text.endswith("，对吗？")
+    assert "***" in view.text and "***" in view.reasoning and "***" in view.tool_calls[0][1]
+    shown = [view.error, view.text, view.reasoning, view.tool_calls, view.status_line(counts=True)]
+    shown += [view.model, view.plain_text(), repr(view), view.result, view.rendered_text]
+    shown += [out.getvalue(), capsys.readouterr()]
+    if mode == "widget":
+        shown.append(_all_html(view))
+    assert_no_key(*shown)
+
+
+def test_an_error_body_echoing_the_key_never_reaches_the_view():
+    with EchoServer(status=401) as echo:
+        view = LiveView(mode="silent")
+        view.run(lambda: _echo_client(echo).stream(HELLO))
+    assert view.state == ERROR and view.error.startswith("HTTP 401")
+    assert_no_key(view.error, view.exception, view.status_line())
+
+
+def test_the_key_given_to_the_view_is_hidden_in_any_source():
+    view = LiveView(mode="silent", secret=Secret(FAKE_KEY))
+    view.run(
+        failing([f"key={FAKE_KEY[:20]}", f"{FAKE_KEY[20:]}!"], RuntimeError(f"saw {FAKE_KEY}"))
+    )
+    assert view.text == "key=***!" and view.state == ERROR
+    assert view.error == "RuntimeError: saw ***"
+
+
 # --- lesson 04's self-check ------------------------------------------------------------------
 
 
-def _check(fn, capsys) -> str:
-    assert lesson04.check_throttle(fn) is None
-    out = routed_output(capsys)
-    assert out.count("\n") == 1, out  # exactly one line: ✓ or ✗
-    return out
+class LessonThrottle:
+    """Lesson 04's exercise answered the way the lesson shows (kept here, not in the kit)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.last = None
+        self.pending = False
+
+    def offer(self, now: float) -> bool:
+        if self.last is None or now - self.last >= self.interval:
+            self.last = now
+            self.pending = False
+            return True
+        self.pending = True
+        return False
+
+    def finish(self) -> bool:
+        pending = self.pending
+        self.pending = False
+        return pending
 
 
-def reference_throttle_renders(events, interval, *, strict=False, since_delta=False):
-    """The lesson's answer (kept here: the kit ships only the expected renders), or one of the
-    two typical mistakes the check recognises."""
+def _lesson_answer() -> type:
+    return LessonThrottle
+
+
+def test_the_view_and_lesson_04_follow_one_rule(monkeypatch, capsys):
+    """Change the rule in display/throttle.py: the view and lesson 04's check both change."""
+    pieces = ["字"] * 50
+    normal = LiveView(mode="silent")
+    normal.run(pieces)
+    assert normal.renders <= 4
+    lesson04.check_throttle(_lesson_answer())
+    assert routed_output(capsys).startswith("✓")
+
+    monkeypatch.setattr(Throttle, "due", lambda self, now: True)  # "never throttle"
+    unthrottled = LiveView(mode="silent")
+    unthrottled.run(pieces)
+    assert unthrottled.renders == 1 + 50 + 1  # appearing, every delta, the end
+    lesson04.check_throttle(_lesson_answer())  # the lesson's answer now disagrees
+    assert routed_output(capsys).startswith("✗")
+
+
+def _check(answer, capsys) -> str:
+    assert lesson04.check_throttle(answer) is None
+    return routed_output(capsys)
+
+
+def test_check_accepts_the_lessons_answer(capsys):
+    out = _check(LessonThrottle, capsys)
+    assert out.startswith("✓") and "渲染 2 次" in out and out.count("\n") == 1
+
+
+def test_the_kits_rule_is_the_lessons_rule_on_every_case():
+    """The kit's Throttle (what LiveView uses) and the lesson's answer agree everywhere."""
+    for case in lesson04.CASES:
+        kit = throttle_renders(case.events, case.interval)
+        assert kit == throttle_renders(case.events, case.interval, throttle=LessonThrottle)
+    assert throttle_renders([(0.0, "a")] * 3, 0.04) == ["a", "aaa"]
+
+
+def replay_mistake(events, interval, *, strict=False, since_delta=False):
+    """What the two mistakes the check recognises render (written here, not in the kit)."""
     shown, text, last = [], "", None
     for arrived, piece in events:
         text += piece
@@ -441,110 +906,85 @@ def reference_throttle_renders(events, interval, *, strict=False, since_delta=Fa
     return shown
 
 
-def test_check_accepts_the_reference(capsys):
-    out = _check(reference_throttle_renders, capsys)
-    assert out.startswith("✓") and "渲染 2 次" in out
-
-
-def test_reference_matches_the_view_on_a_burst():
-    assert reference_throttle_renders([(0.0, "a")] * 3, 0.04) == ["a", "aaa"]
-
-
 @pytest.mark.parametrize("case", lesson04.CASES, ids=lambda case: case.name)
-def test_the_written_out_renders_are_right(case):
-    assert case.renders == reference_throttle_renders(case.events, case.interval)
-    assert case.strict == reference_throttle_renders(case.events, case.interval, strict=True)
-    assert case.since_delta == reference_throttle_renders(
-        case.events, case.interval, since_delta=True
-    )
+def test_the_written_out_mistakes_are_right(case):
+    assert case.strict == replay_mistake(case.events, case.interval, strict=True)
+    assert case.since_delta == replay_mistake(case.events, case.interval, since_delta=True)
 
 
 def test_the_unwritten_stub_is_reported_as_not_done(capsys):
-    def throttle_renders(events, interval):
-        raise NotImplementedError("还没完成")
+    class Throttle(LessonThrottle):
+        def offer(self, now):
+            raise NotImplementedError("还没完成")
 
-    out = _check(throttle_renders, capsys)
-    assert out.startswith("✗ 还没完成：") and "throttle_renders 里还是" in out, out
-
-
-def _no_throttle(events, interval):
-    shown, text = [], ""
-    for _, piece in events:
-        text += piece
-        shown.append(text)
-    return shown
+    out = _check(Throttle, capsys)
+    assert out.startswith("✗ 还没完成：") and "Throttle 里还是" in out, out
 
 
-def _no_final(events, interval):
-    shown, text, last = [], "", None
-    for t, piece in events:
-        text += piece
-        if last is None or t - last >= interval:
-            shown.append(text)
-            last = t
-    return shown
+class NoThrottle(LessonThrottle):
+    def offer(self, now):
+        return True
 
 
-def _always_final(events, interval):
-    shown = _no_final(events, interval)
-    text = "".join(p for _, p in events)
-    return [*shown, text] if text else shown
+class NoFinal(LessonThrottle):
+    def finish(self):
+        return False
 
 
-def _pieces_not_text(events, interval):
-    shown, last = [], None
-    for t, piece in events:
-        if last is None or t - last >= interval:
-            shown.append(piece)
-            last = t
-    return shown
+class AlwaysFinal(LessonThrottle):
+    def finish(self):
+        return True
 
 
-def _strict(events, interval):
-    shown, text, last = [], "", None
-    for t, piece in events:
-        text += piece
-        if last is None or t - last > interval:
-            shown.append(text)
-            last = t
-    if text and (not shown or shown[-1] != text):
-        shown.append(text)
-    return shown
+class PendingNeverCleared(LessonThrottle):
+    def offer(self, now):
+        if self.last is None or now - self.last >= self.interval:
+            self.last = now
+            return True
+        self.pending = True
+        return False
 
 
-def _since_delta(events, interval):
-    shown, text, last = [], "", None
-    for t, piece in events:
-        text += piece
-        if last is None or t - last >= interval:
-            shown.append(text)
-        last = t
-    if text and (not shown or shown[-1] != text):
-        shown.append(text)
-    return shown
+class Strict(LessonThrottle):
+    def offer(self, now):
+        if self.last is None or now - self.last > self.interval:
+            self.last, self.pending = now, False
+            return True
+        self.pending = True
+        return False
 
 
-def _crashes(events, interval):
-    text = ""
-    for arrived, _piece in events:
-        text += arrived  # adds the time, not the piece
-    return [text]
+class SinceDelta(LessonThrottle):
+    def offer(self, now):
+        due = self.last is None or now - self.last >= self.interval
+        self.last = now
+        self.pending = not due
+        return due
+
+
+class Crashes(LessonThrottle):
+    def offer(self, now):
+        return now - self.last >= self.interval  # None the first time: TypeError
+
+
+class ReturnsNothing(LessonThrottle):
+    def offer(self, now):
+        super().offer(now)
 
 
 @pytest.mark.parametrize(
     ("wrong", "hint"),
     [
-        (_no_throttle, "没有节流"),
-        (_no_final, "少了结尾"),
-        (_always_final, "渲染了两次"),
-        (_pieces_not_text, "累积的文本"),
-        (_strict, ">="),
-        (_since_delta, "上一次渲染"),
-        (_crashes, "TypeError"),
-        (lambda events, interval: None, "list[str]"),
+        (NoThrottle, "没有节流"),
+        (NoFinal, "少了结尾"),
+        (AlwaysFinal, "渲染了两次"),
+        (PendingNeverCleared, "渲染了两次"),
+        (Strict, ">="),
+        (SinceDelta, "上一次渲染"),
+        (Crashes, "TypeError"),
+        (ReturnsNothing, "True 或 False"),
     ],
 )
 def test_check_catches_typical_mistakes(wrong, hint, capsys):
     out = _check(wrong, capsys)
     assert out.startswith("✗") and hint in out, out
-    assert "\n" not in out.strip()
