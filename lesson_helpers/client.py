@@ -303,12 +303,7 @@ class ChatStream:
             try:
                 events = parser.feed(piece)
             except SSEError as exc:
-                failure = self._fail(
-                    StreamError,
-                    f"流里有一行（或一个事件）太长，超过了解析器的上限，读不下去了（{exc}）",
-                    hint="正常的流式回答每个事件只有几百字节：请检查 LLM_BASE_URL 是否指向"
-                    "对话接口；若它没错，请把请求 id 报告给服务商（不要附上密钥）。",
-                )
+                failure = self._too_large(exc)
             if failure is not None:
                 raise failure
             for event in events:
@@ -318,9 +313,24 @@ class ChatStream:
                     return
                 chunk = self._decode(event.data, event.event)
                 yield chunk, self._add(chunk)
+        failure = None
+        try:
+            parser.finish()  # a limit the last piece broke, after the events before it
+        except SSEError as exc:
+            failure = self._too_large(exc)
+        if failure is not None:
+            raise failure
         if not self.assembler.finish_reason():
             raise self._fail(StreamError, "连接在回答结束前断开（没有收到 [DONE]）")
         log.info("stream ended without [DONE] after finish_reason; the answer is complete")
+
+    def _too_large(self, exc: SSEError) -> LLMError:
+        return self._fail(
+            StreamError,
+            f"流里有一行（或一个事件）太长，超过了解析器的上限，读不下去了（{exc}）",
+            hint="正常的流式回答每个事件只有几百字节：请检查 LLM_BASE_URL 是否指向"
+            "对话接口；若它没错，请把请求 id 报告给服务商（不要附上密钥）。",
+        )
 
     def _add(self, chunk: dict[str, Any]) -> list[ChoiceDelta]:
         """Merge one chunk into the stream's assembler (the only merge it gets)."""

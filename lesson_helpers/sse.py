@@ -185,6 +185,13 @@ class SSEParser:
             return events  # the events before the limit still count; the next feed raises
         raise error
 
+    def finish(self) -> None:
+        """The stream has ended. Raises the :class:`SSEError` still pending when a limit was
+        broken by the last piece (its complete events were returned first). An unterminated
+        event at the end is dropped, as the spec says: nothing else to do."""
+        if self._broken:
+            raise SSEError(self._broken)
+
     def _process_field(self, line: bytes) -> int:
         """Apply one field line (not blank, not a comment); return how many data bytes it
         added (0 for the other fields)."""

@@ -1134,3 +1134,18 @@ def test_iter_bytes_helper_and_parser_agree_on_seed() -> None:
         assert ours(pieces) == expected
         assert via_httpx_sse(pieces) == expected
         assert via_openai(pieces) == expected
+
+
+def test_finish_raises_the_limit_broken_by_the_last_piece():
+    """The events before the limit come back first; the end of the stream still reports it."""
+    parser = SSEParser(max_size=64)
+    events = parser.feed(b"data: a\n\n" + b"data: " + b"x" * 100)
+    assert [e.data for e in events] == ["a"]
+    with pytest.raises(SSEError, match="max_size=64"):
+        parser.finish()
+
+
+def test_finish_is_quiet_on_a_normal_end():
+    parser = SSEParser()
+    parser.feed(b"data: a\n\ndata: unterminated")
+    assert parser.finish() is None
