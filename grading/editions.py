@@ -135,6 +135,8 @@ def student_notebook(nb: NotebookNode, name: str = "notebook") -> NotebookNode:
     Idempotent: the student edition of a student edition is itself.
     """
     student = copy.deepcopy(nb)
+    # The teacher run's widget state (lesson 04's live views) holds answer text: not for students.
+    student.metadata.pop("widgets", None)
     cells = []
     seen: set[str] = set()
     for index, cell in enumerate(nb.cells):

@@ -168,3 +168,12 @@ def test_nbgrader_strips_the_same_regions():
             line.replace("NotImplementedError()", 'NotImplementedError("还没完成")')
             for line in strip
         ]
+
+
+def test_the_student_edition_drops_the_teacher_run_s_widget_state():
+    nb = teacher()
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"x": 1}}}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    student = student_notebook(nb)
+    assert "widgets" not in student.metadata
+    assert student.metadata["kernelspec"]["name"] == "python3"
