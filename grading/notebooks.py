@@ -53,7 +53,7 @@ from .layout import (
     reference_notebook_line,
 )
 from .sandbox import LIMITS_EXEC, Limits, minimal_env, reap_orphans
-from .static import tampering
+from .static import borrowing, kit_names, tampering
 
 __all__ = [
     "NOTEBOOK_TIMEOUT",
@@ -307,11 +307,17 @@ def grade_lesson(
             result.hint = submission
         return results
     tampered: dict[str, str] = {}
+    borrowed: dict[str, str] = {}
+    skeletons = solution_sources(lesson.pristine)
+    from_kit = kit_names([cell.get("source", "") for cell in lesson.pristine.cells])
     kept = nbformat.v4.new_notebook()
     for grade_id, source in solution_sources(submission).items():
         found = tampering(source)
+        name = borrowing(source, skeletons.get(grade_id, ""), from_kit)
         if found:
             tampered[grade_id] = found  # not run: its check sees the stub
+        elif name:
+            borrowed[grade_id] = name  # not run either: the kit's answer is not the student's
         else:
             meta = {"nbgrader": {"solution": True, "grade_id": grade_id}}
             kept.cells.append(nbformat.v4.new_code_cell(source, metadata=meta))
@@ -323,6 +329,13 @@ def grade_lesson(
             result.hint = (
                 f"练习格 {exercise.solution_id} 动了检查本身（{tampered[exercise.solution_id]}），"
                 "这一格没有运行：删掉这部分，只写练习要求的代码。"
+            )
+            continue
+        if exercise.solution_id in borrowed:
+            name = borrowed[exercise.solution_id]
+            result.hint = (
+                f"练习格 {exercise.solution_id} 用了课程包里现成的 {name}："
+                "这个练习要你自己写出来，这一格没有运行。"
             )
             continue
         index, cell = checks[exercise.grade_id]

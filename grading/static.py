@@ -6,6 +6,9 @@
 * :func:`tampering` : an exercise's code must not touch the checks that grade it -- the
   ``lesson_helpers.checks`` modules, ``print``, ``sys.stdout``/``sys.stderr``, ``builtins``,
   ``sys.modules``, the caller's frames or IPython's hooks. Such a cell is not run.
+* :func:`borrowing`: an exercise's code may use from the course kit only what its skeleton
+  already uses: the kit holds a finished version of almost every exercise (``SSEParser``,
+  ``assemble``, ``Throttle``...), and handing that in is not doing the exercise.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import ast
 import re
 
-__all__ = ["app_problem", "tampering"]
+__all__ = ["app_problem", "borrowing", "kit_names", "tampering"]
 
 _BORROWED = {
     "lesson_helpers": "课程的 lesson_helpers",
@@ -226,3 +229,62 @@ def tampering(source: str) -> str | None:
     finder = _Finder()
     finder.visit(tree)
     return finder.found
+
+
+KIT = "lesson_helpers"
+
+
+def _names(tree: ast.AST) -> set[str]:
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} | {
+        node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+    }
+
+
+def kit_names(sources: list[str]) -> set[str]:
+    """The names a notebook's cells bind from the course kit (``from lesson_helpers... import
+    X`` gives X; ``import lesson_helpers...`` gives lesson_helpers)."""
+    found: set[str] = set()
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == KIT:
+                found |= {alias.asname or alias.name for alias in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {
+                    alias.asname or alias.name.split(".")[0]
+                    for alias in node.names
+                    if alias.name.split(".")[0] == KIT
+                }
+    return found
+
+
+def borrowing(source: str, skeleton: str, kit: set[str]) -> str | None:
+    """The course kit's name an exercise's code uses although its skeleton does not, or None.
+
+    ``kit`` is what the lesson's cells import from the kit (:func:`kit_names`); the module
+    itself counts too, however it is reached (``import lesson_helpers.sse``, ``importlib``).
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None  # it will fail on its own when it runs
+    try:
+        given = ast.parse(skeleton)
+    except SyntaxError:
+        given = ast.Module(body=[], type_ignores=[])
+    allowed = _names(given) | kit_names([skeleton])
+    extra_modules = sorted(
+        module
+        for module in set(_modules(tree)) - set(_modules(given))
+        if module.split(".")[0] == KIT
+    )
+    if extra_modules:
+        return extra_modules[0]
+    if KIT in source and KIT not in skeleton:  # importlib.import_module("lesson_helpers...")
+        return KIT
+    used = (_names(tree) | kit_names([source])) & (kit | {KIT})
+    extra = sorted(used - allowed)
+    return extra[0] if extra else None

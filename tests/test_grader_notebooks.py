@@ -320,3 +320,17 @@ def test_code_that_reaches_into_the_checks_is_tampering(source):
 )
 def test_ordinary_exercise_code_is_not_tampering(source):
     assert tampering(source) is None
+
+
+def test_the_kit_s_finished_version_handed_in_earns_nothing(tmp_path, lessons):
+    """An exercise whose code uses the course kit beyond what its skeleton gives is not run."""
+    borrowed = (
+        "from lesson_helpers.chunks import assemble  # the kit's finished version\n\n\n"
+        "def add(a, b):\n    return a + b\n"
+    )
+    answers = {"01_tiny.ipynb": {"l01-add": borrowed}}
+    repo = assignment(tmp_path, put_back(lessons, answers), ROOT / "app.py")
+    result = grade("--repo", str(repo), "--lessons", str(lessons), "--only", "tiny")
+    line = next(line for line in result.stdout.splitlines() if "l01-add-check" in line)
+    assert "用了课程包里现成的 lesson_helpers.chunks" in line, result.stdout
+    assert "第 01 课：2/3 个练习通过" in result.stdout, result.stdout
