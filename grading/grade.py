@@ -8,9 +8,9 @@ every check that failed.
                                               # also write Classroom 50's result.json
 
 The grader is trusted code and the submission is not. Run the grader from its own tree (the
-teacher's copy at a pinned version, see grade.yml), and point it at the submission with
-``--repo``: nothing from the submission is ever imported by the grader. The student's program
-and notebooks run as separate, limited processes (:mod:`grading.sandbox`,
+teacher's copy at a pinned version, see scripts/template/grade.yml), and point it at the
+submission with ``--repo``: nothing from the submission is ever imported by the grader. The
+student's program and notebooks run as separate, limited processes (:mod:`grading.sandbox`,
 :mod:`grading.notebooks`) against local practice servers on 127.0.0.1: no network, no key, no
 cost. The results are written only after every one of those processes is dead.
 

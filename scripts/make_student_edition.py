@@ -3,7 +3,7 @@
     python scripts/make_student_edition.py               # (re)write student/app.py and
                                                          #   student/notebooks/
     python scripts/make_student_edition.py --check       # exit 1 if any of them is stale
-    python scripts/make_student_edition.py --template DIR
+    python scripts/make_student_edition.py --template DIR [--grader OWNER/REPO@REF]
                                                          # an assignment repository in DIR
 
 **app.py.** Each part students write themselves sits between two marker lines::
@@ -24,9 +24,11 @@ has a hidden reference cell of the old format (tag ``solution``) is skipped with
 since that cell would carry the solution into the student edition.
 
 **An assignment repository** (``--template DIR``): the student notebooks in ``notebooks/``, the
-student ``app.py`` at the root, the grader and the kit it runs on, the workflow, the setup
-files, a README, a requirements.txt with only what the assignment needs, and a pytest setup
-whose one test asks the grader for full marks.
+student ``app.py`` at the root, the grader and the kit it runs on, the workflow
+(scripts/template/grade.yml: it runs the teacher's grader, pinned with ``--grader`` or with the
+repository's Actions variables GRADER_REPOSITORY / GRADER_REF), the setup files, a README, a
+requirements.txt with only what the assignment needs, and a pytest setup whose one test asks the
+grader for full marks.
 """
 
 from __future__ import annotations
@@ -266,9 +268,12 @@ def write_edition(app_source: str, student_dir: Path = STUDENT_DIR) -> list[Path
 TEMPLATE_FILES = (
     ".gitignore",
     ".env.example",
-    ".github/workflows/grade.yml",
     "runtime.txt",
 )
+# The assignment's workflow. It lives here, not in the course repository's .github/: the course
+# repository is not graded on push; an assignment repository is, by the teacher's pinned grader.
+WORKFLOW = ROOT / "scripts" / "template" / "grade.yml"
+GRADER_SPEC = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)@(?P<ref>[\w./-]+)$")
 TEMPLATE_DIRS = ("grading", "lesson_helpers")
 SKIPPED_PARTS = frozenset({"__pycache__", ".ipynb_checkpoints", ".pytest_cache"})
 
@@ -431,8 +436,33 @@ def template_devcontainer(source: str) -> str:
     return source.replace(course, "notebooks/00_setup.ipynb")
 
 
-def write_template(target: Path, source: str) -> list[Path]:
-    """Write an assignment repository to ``target`` (which must not exist or be empty)."""
+def parse_grader(spec: str) -> tuple[str, str]:
+    """``OWNER/REPO@REF`` → (``OWNER/REPO``, ``REF``)."""
+    found = GRADER_SPEC.match(spec)
+    if found is None:
+        raise LessonError(f"--grader {spec!r}: write it as OWNER/REPO@REF (a commit SHA or tag)")
+    return found["repo"], found["ref"]
+
+
+def template_workflow(text: str, grader: tuple[str, str] | None) -> str:
+    """The workflow, with the teacher's pinned grader (repository, ref) filled in if given."""
+    if grader is None:
+        return text
+    repo, ref = grader
+    text = text.replace(
+        "GRADER_REPOSITORY: ${{ vars.GRADER_REPOSITORY || '' }}",
+        f"GRADER_REPOSITORY: ${{{{ vars.GRADER_REPOSITORY || '{repo}' }}}}",
+    )
+    return text.replace(
+        "GRADER_REF: ${{ vars.GRADER_REF || '' }}",
+        f"GRADER_REF: ${{{{ vars.GRADER_REF || '{ref}' }}}}",
+    )
+
+
+def write_template(target: Path, source: str, grader: tuple[str, str] | None = None) -> list[Path]:
+    """Write an assignment repository to ``target`` (which must not exist or be empty).
+
+    ``grader`` (repository, ref) pins the teacher's grader in its workflow."""
     if target.exists() and any(target.iterdir()):
         raise FileExistsError(f"{target} is not empty")
     lessons, skipped = student_lessons()
@@ -452,6 +482,9 @@ def write_template(target: Path, source: str) -> list[Path]:
             (ROOT / ".devcontainer" / "devcontainer.json").read_text("utf-8")
         ),
         "tests/test_assignment.py": TEMPLATE_TEST,
+        ".github/workflows/grade.yml": template_workflow(
+            WORKFLOW.read_text(encoding="utf-8"), grader
+        ),
         **{f"notebooks/{name}": text for name, text in lessons.items()},
     }
     for name, text in generated.items():
@@ -482,12 +515,20 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--check", action="store_true", help="fail if student/ is stale")
     group.add_argument("--template", type=Path, metavar="DIR", help="write an assignment repo")
+    parser.add_argument(
+        "--grader",
+        metavar="OWNER/REPO@REF",
+        help="with --template: the teacher's grader the assignment's workflow runs, pinned",
+    )
     args = parser.parse_args(argv)
+    if args.grader and not args.template:
+        parser.error("--grader goes with --template DIR")
     source = SOLUTION.read_text(encoding="utf-8")
     try:
         make_student_edition(source)
         if args.template:
-            files = write_template(args.template, source)
+            grader = parse_grader(args.grader) if args.grader else None
+            files = write_template(args.template, source, grader)
             print(f"wrote {len(files)} files to {args.template}")
             return 0
         _, skipped = student_lessons()

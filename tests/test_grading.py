@@ -376,7 +376,7 @@ def test_a_refused_submission_still_gets_a_result_json(tmp_path, no_lessons):
 
 def test_the_workflow_runs_the_teacher_s_pinned_grader_on_the_workspace():
     yaml = pytest.importorskip("yaml")
-    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "grade.yml").read_text("utf-8"))
+    workflow = yaml.safe_load((ROOT / "scripts" / "template" / "grade.yml").read_text("utf-8"))
     assert workflow["permissions"] == {"contents": "read"}
     steps = workflow["jobs"]["grade"]["steps"]
     checkouts = [s for s in steps if str(s.get("uses", "")).startswith("actions/checkout")]
@@ -394,6 +394,6 @@ def test_the_workflow_runs_the_teacher_s_pinned_grader_on_the_workspace():
     assert '--repo "$GITHUB_WORKSPACE"' in grade_step["run"]
     assert "-u GITHUB_STEP_SUMMARY" in grade_step["run"]  # the program cannot find it
     assert 'pip install -r "$RUNNER_TEMP/grader/grading/requirements.txt"' in text
-    everything = (ROOT / ".github" / "workflows" / "grade.yml").read_text("utf-8")
+    everything = (ROOT / "scripts" / "template" / "grade.yml").read_text("utf-8")
     assert "secrets." not in everything and "github.token" not in everything
     assert "GITHUB_TOKEN" not in everything

@@ -739,3 +739,56 @@ def test_template_pytest_runs_the_real_grader(template):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "unrecognized arguments" not in result.stdout + result.stderr
     assert "还没有满分" in result.stdout and "得分：" in result.stdout
+
+
+def test_the_course_repository_itself_is_not_graded_on_push():
+    """The workflow is the assignment's: the course repository has no graded push runs."""
+    assert not (ROOT / ".github" / "workflows" / "grade.yml").exists()
+    assert (ROOT / "scripts" / "template" / "grade.yml").is_file()
+
+
+def test_the_template_workflow_waits_for_a_pinned_grader(template):
+    text = (template / ".github" / "workflows" / "grade.yml").read_text(encoding="utf-8")
+    assert text == (ROOT / "scripts" / "template" / "grade.yml").read_text(encoding="utf-8")
+    assert "GRADER_REPOSITORY: ${{ vars.GRADER_REPOSITORY || '' }}" in text
+
+
+def test_grader_pins_the_teacher_s_grader_in_the_template(tmp_path):
+    target = tmp_path / "pinned"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--template", str(target), "--grader", "t-org/course@v1.2"],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    text = (target / ".github" / "workflows" / "grade.yml").read_text(encoding="utf-8")
+    assert "GRADER_REPOSITORY: ${{ vars.GRADER_REPOSITORY || 't-org/course' }}" in text
+    assert "GRADER_REF: ${{ vars.GRADER_REF || 'v1.2' }}" in text
+
+
+@pytest.mark.parametrize("args", [["--grader", "not a repo"], ["--grader", "a/b"]])
+def test_a_malformed_grader_is_one_line(tmp_path, args):
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--template", str(tmp_path / "x"), *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: --grader ") and result.stderr.count("\n") == 1
+    assert "OWNER/REPO@REF" in result.stderr
+    assert not (tmp_path / "x").exists()  # nothing written
+
+
+def test_grader_needs_template():
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--grader", "a/b@c"],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=False,
+    )
+    assert result.returncode == 2 and "--grader goes with --template" in result.stderr
