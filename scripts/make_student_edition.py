@@ -291,6 +291,8 @@ jupyterlab>=4.2
 ipywidgets>=8.1
 # Lesson 05 compares app.py with the official SDK:
 openai>=1.40
+# Lesson 08 reads the Messages API stream with the official anthropic SDK too:
+anthropic>=2.15
 # app.py and the lessons talk to the model with these:
 requests>=2.32
 urllib3>=2.3
