@@ -290,7 +290,7 @@ jupyterlab>=4.2
 # Lesson 04's live view:
 ipywidgets>=8.1
 # Lesson 05 compares app.py with the official SDK:
-openai>=1.40
+openai>=3.57
 # Lesson 08 reads the Messages API stream with the official anthropic SDK too:
 anthropic>=2.15
 # app.py and the lessons talk to the model with these:
