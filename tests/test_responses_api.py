@@ -255,6 +255,29 @@ def test_the_tool_loop_through_input_items(server):
     assert "气温 19°C" in answer["output"][0]["content"][0]["text"]
 
 
+@pytest.mark.parametrize("order", ["each call then its output", "all calls, then all outputs"])
+def test_parallel_results_are_all_used_however_the_items_alternate(server, order):
+    """OpenAI's docs append each function_call and then its output: both results count."""
+    question = "北京和上海天气怎么样？"
+    calls = create(server, input=question, tools=[WEATHER])["output"]
+    assert [item["type"] for item in calls] == ["function_call", "function_call"]
+    outputs = [
+        {
+            "type": "function_call_output",
+            "call_id": call["call_id"],
+            "output": f'{{"temperature": {t}}}',
+        }
+        for call, t in zip(calls, (19, 24), strict=True)
+    ]
+    if order.startswith("each"):
+        items = [calls[0], outputs[0], calls[1], outputs[1]]
+    else:
+        items = [*calls, *outputs]
+    answer = create(server, input=[{"role": "user", "content": question}, *items], tools=[WEATHER])
+    text = answer["output"][0]["content"][0]["text"]
+    assert "气温 19°C" in text and "气温 24°C" in text, text
+
+
 def test_tool_choice_none_required_and_named(server):
     text = create(server, input="北京天气", tools=[WEATHER], tool_choice="none")
     assert text["output"][0]["type"] == "message" and text["tool_choice"] == "none"

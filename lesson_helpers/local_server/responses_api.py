@@ -127,6 +127,10 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
             "Missing required parameter: 'input' (a string, or an array of input items).", "input"
         )
     calls: set[str] = set()
+    # A run of function_call / function_call_output items with no message between them is one
+    # assistant turn, however the calls and outputs alternate (OpenAI's docs append each call
+    # and then its output): one assistant message with every call, then the tool results.
+    turn: dict[str, Any] | None = None
     for i, item in enumerate(raw):
         where = f"input[{i}]"
         if not isinstance(item, dict):
@@ -142,6 +146,7 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
                 )
             text = _text(item.get("content"), where + ".content")
             messages.append({"role": "system" if role == "developer" else role, "content": text})
+            turn = None
         elif kind == "function_call":
             for name in ("call_id", "name", "arguments"):
                 if not isinstance(item.get(name), str):
@@ -152,11 +157,11 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
                 "function": {"name": item["name"], "arguments": item["arguments"]},
             }
             calls.add(item["call_id"])
-            last = messages[-1] if messages else {}
-            if last.get("role") == "assistant" and last.get("tool_calls"):
-                last["tool_calls"].append(call)
+            if turn is not None:
+                turn["tool_calls"].append(call)
             else:
-                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+                turn = {"role": "assistant", "content": None, "tool_calls": [call]}
+                messages.append(turn)
         elif kind == "function_call_output":
             call_id = item.get("call_id")
             if call_id not in calls:
