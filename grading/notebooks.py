@@ -281,7 +281,7 @@ def _failure(cell: NotebookNode) -> str:
     stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
     for line in stderr.splitlines():
         if line.startswith("✗"):
-            return _one_line(line)
+            return _one_line(line.removeprefix("✗").strip())  # the report marks it already
     for output in outputs:
         if output.get("output_type") == "error":
             return _one_line(f"检查格出错了：{output.get('ename')}: {output.get('evalue')}")
