@@ -33,8 +33,8 @@ from .tools import (
     ToolError,
     call_key,
     digest,
-    make_choice,
     make_tool,
+    openai_tool_choice,
     plan_reply,
     send_events,
     tool_list,
@@ -197,26 +197,8 @@ def parse_tools(body: dict[str, Any]) -> tuple[list[Tool], ToolChoice]:
         tools.append(
             make_tool(item.get("name"), item.get("description"), item.get("parameters"), where)
         )
-    raw = body.get("tool_choice")
-    named = mode = None
-    if isinstance(raw, str):
-        if raw not in ("none", "auto", "required"):
-            raise ToolError(
-                "Invalid 'tool_choice': use 'none', 'auto', 'required' or "
-                "{'type': 'function', 'name': ...}.",
-                "tool_choice",
-            )
-        mode = raw
-    elif isinstance(raw, dict):
-        named = raw.get("name")
-        if raw.get("type") != "function" or not isinstance(named, str):
-            raise ToolError(
-                "Invalid 'tool_choice': expected {'type': 'function', 'name': ...}.", "tool_choice"
-            )
-    elif raw is not None:
-        raise ToolError("Invalid 'tool_choice': expected a string or an object.", "tool_choice")
     tools = unique_tools(tools, "tools")
-    return tools, make_choice(raw, tools, named, mode, body.get("parallel_tool_calls"))
+    return tools, openai_tool_choice(body, tools, nested=False)
 
 
 def _check_numbers(body: dict[str, Any]) -> None:

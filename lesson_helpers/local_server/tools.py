@@ -193,28 +193,35 @@ def parse_chat_tools(body: dict[str, Any]) -> tuple[list[Tool], ToolChoice]:
                 where + ".function",
             )
         )
+    tools = unique_tools(tools, "tools")
+    return tools, openai_tool_choice(body, tools, nested=True)
+
+
+def openai_tool_choice(body: dict[str, Any], tools: list[Tool], *, nested: bool) -> ToolChoice:
+    """OpenAI's ``tool_choice``: ``none`` / ``auto`` / ``required``, or one named function --
+    ``{"type": "function", "function": {"name": ...}}`` in chat completions (``nested``),
+    ``{"type": "function", "name": ...}`` in the Responses API."""
+    shape = (
+        "{'type': 'function', 'function': {'name': ...}}"
+        if nested
+        else "{'type': 'function', 'name': ...}"
+    )
     raw = body.get("tool_choice")
     named = mode = None
     if isinstance(raw, str):
         if raw not in ("none", "auto", "required"):
             raise ToolError(
-                "Invalid 'tool_choice': use 'none', 'auto', 'required' or "
-                "{'type': 'function', 'function': {'name': ...}}.",
-                "tool_choice",
+                f"Invalid 'tool_choice': use 'none', 'auto', 'required' or {shape}.", "tool_choice"
             )
         mode = raw
     elif isinstance(raw, dict):
-        function = raw.get("function")
-        named = function.get("name") if isinstance(function, dict) else None
+        holder = raw.get("function") if nested else raw
+        named = holder.get("name") if isinstance(holder, dict) else None
         if raw.get("type") != "function" or not isinstance(named, str):
-            raise ToolError(
-                "Invalid 'tool_choice': expected {'type': 'function', 'function': {'name': ...}}.",
-                "tool_choice",
-            )
+            raise ToolError(f"Invalid 'tool_choice': expected {shape}.", "tool_choice")
     elif raw is not None:
         raise ToolError("Invalid 'tool_choice': expected a string or an object.", "tool_choice")
-    tools = unique_tools(tools, "tools")
-    return tools, make_choice(raw, tools, named, mode, body.get("parallel_tool_calls"))
+    return make_choice(raw, tools, named, mode, body.get("parallel_tool_calls"))
 
 
 # -- what the question asks for -----------------------------------------------------------
