@@ -53,29 +53,29 @@ def _port(text: str) -> int:
     return port
 
 
-def _pace(text: str) -> float:
+def _seconds_between(text: str, high: float, what: str) -> float:
+    """A number from 0 to ``high`` (not nan or inf), or an argparse error saying ``what``."""
     try:
-        pace = float(text)
+        value = float(text)
     except ValueError:
-        pace = math.nan
-    if not 0 <= pace <= MAX_PACE:  # also false for nan
-        raise argparse.ArgumentTypeError(
-            f"每个 token 的间隔要写 0 到 {MAX_PACE:g} 之间的秒数（例如 0.02），收到的是 {text!r}"
-        )
-    return pace
+        value = math.nan
+    if not 0 <= value <= high:  # also false for nan
+        raise argparse.ArgumentTypeError(f"{what}，收到的是 {text!r}")
+    return value
+
+
+def _pace(text: str) -> float:
+    return _seconds_between(
+        text, MAX_PACE, f"每个 token 的间隔要写 0 到 {MAX_PACE:g} 之间的秒数（例如 0.02）"
+    )
 
 
 def _speed(text: str) -> float:
-    try:
-        speed = float(text)
-    except ValueError:
-        speed = math.nan
-    if not 0 <= speed <= MAX_REPLAY_SPEED:  # also false for nan
-        raise argparse.ArgumentTypeError(
-            f"回放速度要写 0 到 {MAX_REPLAY_SPEED:g} 之间的数（1 = 原速，2 = 两倍速，"
-            f"0 = 不等待），收到的是 {text!r}"
-        )
-    return speed
+    return _seconds_between(
+        text,
+        MAX_REPLAY_SPEED,
+        f"回放速度要写 0 到 {MAX_REPLAY_SPEED:g} 之间的数（1 = 原速，2 = 两倍速，0 = 不等待）",
+    )
 
 
 def _param(text: str) -> tuple[str, object]:

@@ -143,6 +143,16 @@ def find_route(
 
 
 # -- the built-in endpoints -------------------------------------------------------------------
+def unknown_model(ex: Exchange, model: str) -> None:
+    """The 404 for a model this server does not have (OpenAI's shape and code)."""
+    ex.send_error(
+        404,
+        f"The model `{model}` does not exist. GET /v1/models lists the models.",
+        "model_not_found",
+        param="model",
+    )
+
+
 def chat_completions(request: Request, ex: Exchange) -> None:
     """``POST /v1/chat/completions``: check the request, then let the model answer."""
     problem = check_chat_request(request.body)
@@ -152,12 +162,7 @@ def chat_completions(request: Request, ex: Exchange) -> None:
     model = request.body["model"]
     spec = request.models.get(model)
     if spec is None:
-        ex.send_error(
-            404,
-            f"The model `{model}` does not exist. GET /v1/models lists the models.",
-            "model_not_found",
-            param="model",
-        )
+        unknown_model(ex, model)
         return
     spec.handler(ex)
 
@@ -184,12 +189,7 @@ def get_model(request: Request, ex: Exchange) -> None:
     model = request.params["model"]
     spec = request.models.get(model)
     if spec is None:
-        ex.send_error(
-            404,
-            f"The model `{model}` does not exist. GET /v1/models lists the models.",
-            "model_not_found",
-            param="model",
-        )
+        unknown_model(ex, model)
         return
     ex.send_json(200, model_entry(spec))
 
