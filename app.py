@@ -140,7 +140,8 @@ def read_timeout() -> float:
         timeout = 0
     if not 0 < timeout <= MAX_TIMEOUT:  # "nan" 和 "inf" 也过不了这一关
         raise ChatError(
-            f"LLM_TIMEOUT={text!r} 不对：请写 0 到 {MAX_TIMEOUT} 之间的秒数，例如 LLM_TIMEOUT=60。"
+            f"LLM_TIMEOUT={text!r} 不对：请写大于 0、不超过 {MAX_TIMEOUT} 的秒数，"
+            "例如 LLM_TIMEOUT=60。"
         )
     return timeout
 

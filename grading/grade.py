@@ -51,6 +51,7 @@ from .output import (
     write_classroom50,
 )
 from .repo_scan import scan_repository
+from .runtime import RuntimeSetupError, make_runtime
 from .sandbox import enable_orphan_reaping, reap_orphans
 
 if TYPE_CHECKING:  # grading.notebooks is imported only when there are lessons to grade
@@ -135,7 +136,8 @@ def _grade_app(plan: _Plan, scratch: Path) -> list[Result]:
     copy_dir = scratch / "app"
     copy_dir.mkdir()
     app = copy_app_folder(plan.submission.app, copy_dir)
-    runner = AppRunner(app, scratch, side_by_side=True)
+    python = make_runtime(scratch / "python")  # stdlib, requests, python-dotenv: nothing else
+    runner = AppRunner(app, scratch, python=python, side_by_side=True)
     key = f"grading-key-{secrets.token_hex(8)}"
     server = LocalServer(pace=0, api_key=key, models={}).start()
     slow = LocalServer(pace=0.025, api_key=key, models={}).start()
@@ -196,7 +198,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"没有名字里含有 {args.only} 的检查。", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="grading-") as scratch:
-        results = _grade_app(plan, Path(scratch))
+        try:
+            results = _grade_app(plan, Path(scratch))
+        except RuntimeSetupError as problem:  # the grader's environment, not the submission
+            print(f"错误：{problem}", file=sys.stderr)
+            failed = [Result("评分环境", "refused", str(problem), 0)]
+            _write(args, failed, score_of(failed, None))
+            return 2
         results += _grade_notebooks(plan, args.notebook_timeout)
         reap_orphans()  # every student process is dead before anything is written
     blocked = None

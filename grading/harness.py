@@ -2,7 +2,8 @@
 
 The checks never import the student's program: they run it as a separate, untrusted process
 (:mod:`grading.sandbox`), exactly as a person would (``python app.py 问题``), from a copy of
-its folder, and look at its output, its exit status and the requests the server received.
+its folder, on a Python that holds only the assignment's libraries (:mod:`grading.runtime`),
+and look at its output, its exit status and the requests the server received.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class AppRunner:
 
     app: Path  # the copy (see copy_app_folder)
     scratch: Path  # where each run gets its HOME
+    python: Path = Path(sys.executable)  # the grader passes grading.runtime's
     timeout: float = RUN_TIMEOUT
     limits: Limits = APP_LIMITS
     side_by_side: bool = False  # runs overlap: orphans are reaped once all have ended
@@ -94,7 +96,7 @@ class AppRunner:
             },
         )
         return run_untrusted(
-            [sys.executable, str(self.app), *args],
+            [str(self.python), str(self.app), *args],
             cwd=self.app.parent,
             env=env,
             stdin=stdin.encode(),
@@ -108,6 +110,10 @@ class AppRunner:
 # The last line of a traceback, and what it usually means in this assignment.
 _CRASH_HINTS = (
     (r"NotImplementedError", "还有 TODO 没有完成"),
+    (
+        r"ModuleNotFoundError",
+        "评分时 app.py 只能用标准库、requests 和 python-dotenv（作业的要求）：删掉这个 import",
+    ),
     (r"KeyError: 'content'|KeyError: 'delta'", "有的 chunk 没有这个字段：用 .get(...) 读取"),
     (r"KeyError: 'choices'", "OpenAI 的最后一个用量 chunk 的 choices 是空的：用 .get(...)"),
     (r"IndexError", "choices 可能是空列表（例如只带 usage 的最后一个 chunk）：先判断再取 [0]"),

@@ -30,6 +30,8 @@ _BORROWED = {
 _RUNNERS = {"subprocess", "multiprocessing", "pty", "runpy", "ctypes"}
 _RUN_CALLS = {"system", "popen", "spawnl", "spawnv", "spawnve", "execv", "execve", "execl"}
 _DYNAMIC = {"__import__", "exec", "eval", "compile"}
+# Modules that import by a name put together at run time (or reach the builtins that do).
+_IMPORTERS = {"importlib", "pkgutil", "zipimport", "site", "builtins"}
 
 
 def _modules(tree: ast.AST) -> list[str]:
@@ -57,13 +59,18 @@ def app_problem(source: str, name: str = "app.py") -> str | None:
                 f"（和 python-dotenv 读 .env）。删掉 import {top}，"
                 "用 requests.post(..., stream=True)。"
             )
-    runners = tops & (_RUNNERS | {"importlib"})
+    runners = tops & (_RUNNERS | _IMPORTERS)
     if runners:
         return (
             f"{name} import 了 {sorted(runners)[0]}：作业要求程序自己用 requests 发请求，"
             "不要调用别的程序或按名字动态导入模块。"
         )
     for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in ("__builtins__", "__import__"):
+            return (
+                f"{name} 用了 {node.id}：作业要求程序自己用 requests 发请求，"
+                "不要按名字动态导入模块。"
+            )
         if isinstance(node, ast.Call):
             func = node.func
             called = func.id if isinstance(func, ast.Name) else None

@@ -192,7 +192,7 @@ def _chat(args: argparse.Namespace) -> int:
         if stream is not None:
             stream.close()
     answer.end()
-    return _report_end(stream.result)
+    return _report_end(stream.result, client.settings.api_key)
 
 
 class _Printed:
@@ -262,14 +262,14 @@ def _record(args: argparse.Namespace) -> int:
     return 0 if result.recording.outcome == "complete" else EXIT_INCOMPLETE
 
 
-def _report_end(result: ChatResult) -> int:
+def _report_end(result: ChatResult, secret: object) -> int:
     """The usage line, and why the answer ended when that was unusual; the exit code."""
     usage = result.usage
     if usage:
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
         total = usage.get("total_tokens")
         print(f"[用量] 提问 {prompt} + 回答 {completion} = {total} tokens", file=sys.stderr)
-    note = finish_note(result)
+    note = finish_note(result, secret)
     if note:
         print(f"注意：{note}", file=sys.stderr)
     if result.finish_reason in _INCOMPLETE or not result.content:

@@ -481,11 +481,17 @@ def error_from_response(
     )
 
 
-def finish_note(result: Any) -> str:
+def finish_note(result: Any, secret: object = "") -> str:
     """One line about an answer that ended normally but unusually; "" when nothing to say.
 
     ``result`` is a :class:`lesson_helpers.chunks.ChatResult` (its first choice is read).
+    What the note quotes from the answer (a tool's name, a refusal, an unknown finish_reason)
+    came from the network: the key ``secret`` is removed from it like from any other message.
     """
+    return redact(_finish_note(result), secret)
+
+
+def _finish_note(result: Any) -> str:
     reason = getattr(result, "finish_reason", None)
     content = getattr(result, "content", "") or ""
     reasoning = getattr(result, "reasoning_content", "") or ""
@@ -513,8 +519,16 @@ def finish_note(result: Any) -> str:
         )
     if reason is None:
         return "没有收到 finish_reason：回答可能不完整。"
+    refusal = getattr(result, "refusal", "") or ""
+    if refusal and not content:
+        return f"模型拒绝了这个请求（refusal）：{_shortened(refusal)}"
     if reason == "stop" and not content:
         return "模型返回了空回答（finish_reason=stop，content 为空）。"
     if reason != "stop":
         return f"回答以不常见的 finish_reason={reason} 结束：请查看服务商文档。"
     return ""
+
+
+def _shortened(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

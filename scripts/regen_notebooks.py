@@ -41,7 +41,14 @@ def main(argv: list[str]) -> int:
         os.environ.pop(name, None)
     os.environ["LLM_API_KEY"] = ""
     os.environ["OPENAI_API_KEY"] = ""
+    if any(a.startswith("-") for a in argv):
+        print(__doc__.strip().splitlines()[0] + "\n\n" + __doc__.split("\n\n")[1])
+        return 0 if set(argv) <= {"-h", "--help"} else 2
     paths = [Path(a).resolve() for a in argv] or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    missing = [a for a, path in zip(argv, paths, strict=False) if not path.is_file()]
+    if missing:
+        print(f"regen_notebooks: no such notebook: {', '.join(missing)}", file=sys.stderr)
+        return 2
     for path in paths:
         regenerate(path)
     return 0

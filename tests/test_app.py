@@ -282,6 +282,8 @@ def test_key_from_dotenv_file(tmp_path, server):
         ("LLM_TIMEOUT", "nan", "LLM_TIMEOUT"),
         ("LLM_TIMEOUT", "inf", "LLM_TIMEOUT"),
         ("LLM_TIMEOUT", "1e10", "LLM_TIMEOUT"),  # too big for a socket: OverflowError
+        ("LLM_TIMEOUT", "0", "大于 0"),  # a socket with timeout 0 never waits
+        ("LLM_TIMEOUT", "3601", "不超过 3600"),
         ("LLM_BASE_URL", "api.siliconflow.cn/v1", "不是网址"),
         ("LLM_BASE_URL", "http:///v1", "LLM_BASE_URL"),  # no host
         ("LLM_BASE_URL", "http://127.0.0.1:99999/v1", "LLM_BASE_URL"),  # port out of range
@@ -820,8 +822,9 @@ def test_malformed_chunks_are_one_clear_error_and_keep_the_text(scripted, case):
 @pytest.mark.skipif(importlib.util.find_spec("socks") is not None, reason="PySocks is installed")
 def test_a_socks_proxy_without_pysocks_is_one_clear_error(scripted):
     env = scripted_env(scripted, lambda key: stream_response(HELLO, DONE))
-    for name in ("NO_PROXY", "no_proxy"):
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
         env.pop(name, None)
+    env.pop("all_proxy", None)  # the lower-case name wins over ALL_PROXY
     env["ALL_PROXY"] = "socks5://127.0.0.1:1"
     result = run_app(["你好"], env)
     assert_clean_failure(result)

@@ -815,7 +815,10 @@ def test_a_socks_proxy_without_pysocks_is_one_line(monkeypatch):
         pass
     else:
         pytest.skip("PySocks is installed here")
-    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+    for name in (
+        *("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"),
+        "all_proxy",  # the lower-case name wins over ALL_PROXY
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ALL_PROXY", "socks5://user:secret-pass@127.0.0.1:1080")
     sleep = FakeSleep()

@@ -599,6 +599,24 @@ def test_finish_note():
         assert "\n" not in note
 
 
+def test_finish_note_shows_a_refusal_on_one_line():
+    refused = result_with(refusal="I can't help\nwith that.", finish_reason="stop")
+    assert finish_note(refused) == "模型拒绝了这个请求（refusal）：I can't help with that."
+    long = finish_note(result_with(refusal="不" * 500, finish_reason="stop"))
+    assert long.endswith("…") and len(long) < 250
+
+
+def test_finish_note_never_repeats_the_key_the_server_sent_back():
+    echoed = ToolCall(index=0, name=f"leak_{FAKE_KEY}")
+    notes = [
+        finish_note(result_with(tool_calls=[echoed], finish_reason="tool_calls"), FAKE_KEY),
+        finish_note(result_with(refusal=f"no, {FAKE_KEY}", finish_reason="stop"), FAKE_KEY),
+        finish_note(result_with(content="好", finish_reason=FAKE_KEY), FAKE_KEY),
+    ]
+    assert all(note and FAKE_KEY not in note for note in notes), notes
+    assert "leak_" in notes[0]
+
+
 def test_scenario_delays_are_configurable_and_bounded(lab):
     client = ChatClient(lab_settings(lab, timeout=5.0))
     started = time.monotonic()

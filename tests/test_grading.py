@@ -178,12 +178,6 @@ MISTAKES = {
         ),
         ("crlf", 'raw_line.removesuffix(b"\\r")', "raw_line", 'removesuffix(b"\\r")'),
         (
-            "uses_requests",
-            "import requests\n",
-            "import requests\nimport openai  # noqa: F401\n",
-            "import 了 openai SDK",
-        ),
-        (
             "broken_stream",
             'raise ChatError("连接在回答结束前断开了，回答不完整：请重试。") from None',
             "return",
@@ -209,12 +203,26 @@ MISTAKES = {
             'f"HTTP {status}：{message} {config.api_key}"',
             "出现了密钥本身",
         ),
+    ],
+    # app.py runs on the standard library, requests and python-dotenv only (grading.runtime):
+    # another import is refused by name, and the program cannot even start.
+    "the SDK": [
+        (
+            "uses_requests",
+            "import requests\n",
+            "import requests\nimport openai  # noqa: F401\n",
+            "import 了 openai SDK",
+        ),
+        ("single_turn", "", "", "只能用标准库、requests 和 python-dotenv"),
+    ],
+    "the kit": [
         (
             "uses_requests",
             "import requests\n",
             "import requests\nimport lesson_helpers  # noqa: F401\n",
             "import 了 课程的 lesson_helpers",
         ),
+        ("single_turn", "", "", "只能用标准库、requests 和 python-dotenv"),
     ],
     # These break every check: graded on one. (7-byte reads split some character whatever the
     # timing: on a busy machine the server's pieces can arrive merged, hiding the mistake.)
@@ -295,8 +303,10 @@ else:
 
 # Knows the local server's rules and the grader's old fixed values: prints the answer the
 # server would give to the question it was asked, after a request so the server sees one.
-RULE_READER = """\
-import os, sys
+# (It finds the rules where the kit is on disk: the grader never puts them on its path.)
+RULE_READER = (
+    f"import os, sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+    + """\
 import requests
 from lesson_helpers.local_server.replies import reply_pieces
 
@@ -308,6 +318,7 @@ auth = {"Authorization": f"Bearer {key}"}
 requests.post(f"{base}/chat/completions", json=body, headers=auth, timeout=10).close()
 print("".join(reply_pieces(messages)))
 """
+)
 
 
 def test_an_app_that_only_prints_expected_answers_scores_nothing(tmp_path, no_lessons):
@@ -322,6 +333,36 @@ def test_an_app_that_computes_answers_from_the_question_fails(tmp_path, no_lesso
     result = grade("--app", str(app), "--only", "single,crlf", lessons=no_lessons)
     assert score(result.stdout)[0] == 0, result.stdout
     assert "回答不对" in hints(result.stdout)
+
+
+# Puts together at run time the names the static check looks for, to run on the kit's client
+# or the SDK; writes down what it could reach.
+NAME_BUILDER = """\
+import sys
+import requests  # noqa: F401
+from pkgutil import resolve_name
+
+with open(LOG, "a", encoding="utf-8") as log:
+    for name in ("lesson_" + "helpers.client:ChatClient", "open" + "ai:OpenAI"):
+        try:
+            log.write(resolve_name(name).__module__ + " is reachable\\n")
+        except ImportError as error:
+            log.write(f"not reachable: {error}\\n")
+sys.exit(1)
+"""
+
+
+def test_a_name_put_together_at_run_time_finds_neither_kit_nor_sdk(tmp_path, no_lessons):
+    log = tmp_path / "reached.log"
+    app = write_app(tmp_path, f"LOG = {str(log)!r}\n" + NAME_BUILDER)
+    subprocess.run([sys.executable, str(app)], check=False, timeout=60)
+    assert log.read_text(encoding="utf-8").count("is reachable") == 2  # on the grader's Python
+    log.unlink()
+    result = grade("--app", str(app), "--only", "single,uses_requests", lessons=no_lessons)
+    assert score(result.stdout)[0] == 0, result.stdout
+    assert "import 了 pkgutil" in hints(result.stdout)
+    seen = log.read_text(encoding="utf-8").splitlines()
+    assert seen and all(line.startswith("not reachable") for line in seen), seen
 
 
 def test_every_run_uses_new_questions_models_and_keys(tmp_path, no_lessons):

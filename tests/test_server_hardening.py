@@ -282,6 +282,20 @@ def test_bodies_json_loads_chokes_on_are_400(server, body):
     assert openai_error(post(server, body), 400)["code"] == "invalid_json"
 
 
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b'{"model": "m", "messages": [], "temperature": 1e999}', "the number 1e999 is too large"),
+        (b'{"model": "m", "messages": [], "top_p": -2E+400}', "the number -2E+400 is too large"),
+        (b'{"model": "m", "max_tokens": -1' + b"0" * 5000 + b"}", "integer of 5001 digits"),
+    ],
+)
+def test_numbers_out_of_range_are_named_in_the_400(server, body, says):
+    error = openai_error(post(server, body), 400)
+    assert error["code"] == "invalid_json"
+    assert says in error["message"] and "set_int_max_str_digits" not in error["message"]
+
+
 @pytest.mark.parametrize("key", [b"caf\xe9", b"\xe4\xbd\xa0\xe5\xa5\xbd", b"\xff" * 40])
 def test_a_key_with_non_ascii_bytes_is_401(server, key):
     response = send_raw(server.port, request_bytes(server, json.dumps(chat()).encode(), key=key))

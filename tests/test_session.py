@@ -99,7 +99,7 @@ def test_connect_refuses_a_socks_proxy_it_cannot_use(monkeypatch, tmp_path):
     else:
         pytest.skip("PySocks is installed here")
     _isolated(monkeypatch, tmp_path, LLM_PROVIDER="deepseek", LLM_API_KEY="fake-key-for-tests-0000")
-    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy"):
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
     with pytest.raises(ConfigError) as info:

@@ -7,6 +7,7 @@ code to answer with; a client that hangs up in the middle gives None.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -17,6 +18,7 @@ __all__ = ["MAX_BODY", "BadBodyError", "parse_json", "read_body"]
 MAX_BODY = 8 * 1024 * 1024
 _DIGITS = re.compile(r"[0-9]{1,12}")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,12}")
+MAX_INT_DIGITS = 4300  # Python's own limit for turning a string into an int
 
 
 class BadBodyError(Exception):
@@ -100,16 +102,41 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    """JSON allows 1e999; Python reads it as inf, which no parameter can use."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {_shorten(text)} is too large")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    """Python refuses integers of more than 4300 digits; say so without its advice."""
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text.lstrip('-'))} digits is too large")
+    return int(text)
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= 24 else text[:20] + "…"
+
+
 def parse_json(raw: bytes) -> tuple[Any, str | None]:
     """(the parsed body, None) or (the body as text, what is wrong with it)."""
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant), None
+        body = json.loads(
+            raw.decode("utf-8"),
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+        )
+        return body, None
     except UnicodeDecodeError as exc:
         problem = f"Request body is not UTF-8 ({exc.reason} at byte {exc.start})"
     except json.JSONDecodeError as exc:
         problem = f"Request body is not valid JSON: {exc}"
     except RecursionError:
         problem = "Request body is not valid JSON: it is nested too deeply"
-    except ValueError as exc:  # NaN, Infinity, an integer of more than 4300 digits
+    except ValueError as exc:  # NaN, Infinity, 1e999, an integer of more than 4300 digits
         problem = f"Request body is not valid JSON: {str(exc).splitlines()[0]}"
     return raw.decode("utf-8", errors="replace"), problem + "."
