@@ -38,6 +38,7 @@ from .check_app import APP_CHECKS, AppContext
 from .check_repo import REPO_CHECKS, gate
 from .checks import Check, Result, run_checks
 from .harness import AppRunner, copy_app_folder
+from .kit_copy import find_kit_code, kit_lines
 from .layout import RefusalError, Submission, lesson_label, locate, missing_notebooks_line
 from .output import (
     APP_GROUP,
@@ -107,7 +108,12 @@ class _Plan:
         self.lessons: list[Lesson] = []
         self.answers: list[NotebookNode | str] = []  # the student's notebook, or a problem
         self.kit: KitCopy | None = None
-        files = sorted(args.lessons.glob("*.ipynb")) if args.lessons.is_dir() else []
+        if not args.lessons.is_dir():
+            raise RefusalError(
+                f"找不到评分用的课程 notebook 文件夹 {args.lessons}："
+                "用 --lessons 指向老师那份课程仓库的 notebooks/。"
+            )
+        files = sorted(args.lessons.glob("*.ipynb"))
         if words:
             files = [
                 f for f in files if any(w in f.name or w in lesson_label(f.name) for w in words)
@@ -130,12 +136,25 @@ class _Plan:
         return " 和 ".join(parts) or self.submission.shown(self.submission.root)
 
 
+def _kit_lines() -> dict[str, set[str]]:
+    """The grader's own kit's telling lines (see grading.kit_copy)."""
+    reference = ROOT / "app.py"
+    text = reference.read_text(encoding="utf-8") if reference.is_file() else ""
+    return kit_lines(ROOT / "lesson_helpers", text)
+
+
 def _grade_app(plan: _Plan, scratch: Path) -> list[Result]:
     if not plan.app_checks:
         return []
     copy_dir = scratch / "app"
     copy_dir.mkdir()
     app = copy_app_folder(plan.submission.app, copy_dir)
+    copied = find_kit_code(copy_dir, _kit_lines())
+    if copied:  # the kit under another name: nothing of app.py is the student's to grade
+        return [
+            Result(APP_GROUP, c.name, c.title, c.points, hint=copied.hint())
+            for c in plan.app_checks
+        ]
     python = make_runtime(scratch / "python")  # stdlib, requests, python-dotenv: nothing else
     runner = AppRunner(app, scratch, python=python, side_by_side=True)
     key = f"grading-key-{secrets.token_hex(8)}"

@@ -279,9 +279,15 @@ def _failure(cell: NotebookNode) -> str:
     """The check's own ✗ line, or what else went wrong in the cell."""
     outputs = cell.get("outputs", [])
     stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
-    for line in stderr.splitlines():
-        if line.startswith("✗"):
-            return _one_line(line.removeprefix("✗").strip())  # the report marks it already
+    lines = stderr.splitlines()
+    for at, line in enumerate(lines):
+        if line.startswith("✗"):  # with the 期望/得到/提示 lines under it
+            block = [line.removeprefix("✗").strip()]  # the report marks it already
+            for more in lines[at + 1 :]:
+                if not more.startswith((" ", "\t")) or not more.strip():
+                    break
+                block.append(more.strip())
+            return _one_line("；".join(block), limit=400)
     for output in outputs:
         if output.get("output_type") == "error":
             return _one_line(f"检查格出错了：{output.get('ename')}: {output.get('evalue')}")

@@ -335,3 +335,17 @@ def test_the_kit_s_finished_version_handed_in_earns_nothing(tmp_path, lessons):
     line = next(line for line in result.stdout.splitlines() if "l01-add-check" in line)
     assert "用了课程包里现成的 lesson_helpers.chunks" in line, result.stdout
     assert "第 01 课：2/3 个练习通过" in result.stdout, result.stdout
+
+
+def test_a_failed_check_s_hint_keeps_what_was_expected_and_got():
+    from grading.notebooks import _failure
+
+    text = (
+        "✗ split_lines('data: a\\r\\n')\n  期望：['data: a']\n  得到：['data: a\\r']\n"
+        "  提示：先去掉行尾的 \\r\n✗ 另一个\n"
+    )
+    cell = new_code_cell("", outputs=[{"output_type": "stream", "name": "stderr", "text": text}])
+    hint = _failure(cell)
+    assert hint.startswith("split_lines(")
+    assert "期望：['data: a']" in hint and "得到：" in hint and "提示：先去掉" in hint
+    assert "另一个" not in hint and "\n" not in hint

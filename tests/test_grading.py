@@ -365,6 +365,55 @@ def test_a_name_put_together_at_run_time_finds_neither_kit_nor_sdk(tmp_path, no_
     assert seen and all(line.startswith("not reachable") for line in seen), seen
 
 
+# The kit copied under another name, which the static check does not know: a finished client.
+RENAMED_KIT = """\
+import sys
+import requests  # noqa: F401
+import mykit
+
+client = mykit.chat_client(quiet=True)
+question = " ".join(sys.argv[1:]) or "你好"
+for piece in client.stream([{"role": "user", "content": question}]).text():
+    print(piece, end="", flush=True)
+print()
+"""
+
+
+def test_a_copy_of_the_kit_under_another_name_scores_nothing(tmp_path, no_lessons):
+    shutil.copytree(ROOT / "lesson_helpers", tmp_path / "mykit")
+    app = write_app(tmp_path, RENAMED_KIT)
+    result = grade("--app", str(app), "--only", "single,uses_requests", lessons=no_lessons)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert score(result.stdout)[0] == 0, result.stdout
+    lines = hints(result.stdout).splitlines()
+    assert len(lines) == 2 and all("行课程包的代码" in line for line in lines), result.stdout
+    assert "mykit/" in lines[0] and "lesson_helpers/" in lines[0]
+
+
+def test_one_module_of_the_kit_pasted_next_to_app_py_is_found(tmp_path, no_lessons):
+    source = (ROOT / "lesson_helpers" / "sse.py").read_text(encoding="utf-8")
+    (tmp_path / "parser.py").write_text(source, encoding="utf-8")
+    app = write_app(tmp_path, SOLUTION)
+    result = grade("--app", str(app), "--only", "single", lessons=no_lessons)
+    assert score(result.stdout)[0] == 0, result.stdout
+    assert "parser.py 里有" in hints(result.stdout) and "lesson_helpers/sse.py" in result.stdout
+
+
+def test_the_reference_s_own_lines_are_not_taken_for_the_kit(tmp_path):
+    from grading.kit_copy import find_kit_code, kit_lines
+
+    modules = kit_lines(ROOT / "lesson_helpers", APP.read_text(encoding="utf-8"))
+    for text in (SOLUTION, (ROOT / "student" / "app.py").read_text(encoding="utf-8")):
+        write_app(tmp_path, text)
+        assert find_kit_code(tmp_path, modules) is None
+
+
+def test_a_lessons_folder_that_is_not_there_is_one_line(tmp_path):
+    result = grade("--app", str(write_app(tmp_path, SOLUTION)), lessons=tmp_path / "nowhere")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "--lessons" in result.stderr, result.stderr
+
+
 def test_every_run_uses_new_questions_models_and_keys(tmp_path, no_lessons):
     log = tmp_path / "seen.jsonl"
     spy = (
