@@ -4,7 +4,9 @@ For each lesson the grader's **own** notebooks (its trusted tree, read before an
 code runs) give the pristine student edition (:func:`grading.editions.student_notebook`):
 its checks, demos and points. The graded notebook is that pristine copy with only the
 solution cells' sources taken from the student's notebook (:func:`graded_notebook`), minus
-any cell that reaches into the checks (:func:`grading.static.tampering`).
+any cell that reaches into the checks (:func:`grading.static.tampering`), hands in the kit's
+own version (:func:`grading.static.borrowing`) or looks things up by a name built at run time
+(:func:`grading.static.lookup`).
 
 It runs headless (nbclient) in a fresh kernel: a temporary working folder holding only that
 notebook, a minimal environment without any key (so the lesson's ``connect()`` starts the
@@ -53,7 +55,7 @@ from .layout import (
     reference_notebook_line,
 )
 from .sandbox import LIMITS_EXEC, Limits, minimal_env, reap_orphans
-from .static import borrowing, kit_names, tampering
+from .static import borrowing, kit_names, lookup, tampering
 
 __all__ = [
     "NOTEBOOK_TIMEOUT",
@@ -308,16 +310,20 @@ def grade_lesson(
         return results
     tampered: dict[str, str] = {}
     borrowed: dict[str, str] = {}
+    looked_up: dict[str, str] = {}
     skeletons = solution_sources(lesson.pristine)
     from_kit = kit_names([cell.get("source", "") for cell in lesson.pristine.cells])
     kept = nbformat.v4.new_notebook()
     for grade_id, source in solution_sources(submission).items():
         found = tampering(source)
         name = borrowing(source, skeletons.get(grade_id, ""), from_kit)
+        looked = lookup(source, skeletons.get(grade_id, ""))
         if found:
             tampered[grade_id] = found  # not run: its check sees the stub
         elif name:
             borrowed[grade_id] = name  # not run either: the kit's answer is not the student's
+        elif looked:
+            looked_up[grade_id] = looked  # what it uses is hidden from the two above
         else:
             meta = {"nbgrader": {"solution": True, "grade_id": grade_id}}
             kept.cells.append(nbformat.v4.new_code_cell(source, metadata=meta))
@@ -336,6 +342,13 @@ def grade_lesson(
             result.hint = (
                 f"练习格 {exercise.solution_id} 用了课程包里现成的 {name}："
                 "这个练习要你自己写出来，这一格没有运行。"
+            )
+            continue
+        if exercise.solution_id in looked_up:
+            result.hint = (
+                f"练习格 {exercise.solution_id} 用了 {looked_up[exercise.solution_id]}，"
+                "这一格没有运行：评分时练习代码要直接写出它用到的名字"
+                "（不按运行时拼出来的名字查找对象或执行代码，import 只用标准库）。"
             )
             continue
         index, cell = checks[exercise.grade_id]
