@@ -44,6 +44,7 @@ from .editions import (
     cell_passed,
     exercises,
     graded_notebook,
+    is_solution,
     solution_sources,
     student_notebook,
 )
@@ -54,8 +55,10 @@ from .layout import (
     lesson_label,
     reference_notebook_line,
 )
+from .probe import MARK, Probe, allowed_imports, is_probe, verdict
+from .probe import cell as probe_cell
 from .sandbox import LIMITS_EXEC, Limits, minimal_env, reap_orphans
-from .static import borrowing, kit_names, lookup, tampering
+from .static import borrowing, kit_names, lookup, tampering, top_level_names
 
 __all__ = [
     "NOTEBOOK_TIMEOUT",
@@ -206,7 +209,9 @@ def execute(nb: NotebookNode, file: str, kit: KitCopy, timeout: float) -> _Execu
         work, home, kit_dir = root / "work", root / "home", root / "kit"
         for folder in (work, home, kit_dir):
             folder.mkdir()
-        nbformat.write(nb, work / file)
+        # The grader's inserted cells (their tokens) stay out of what the kernel can read.
+        public = nbformat.from_dict({**nb, "cells": [c for c in nb.cells if not is_probe(c)]})
+        nbformat.write(public, work / file)
         kit.write(kit_dir)
         env = minimal_env(
             home,
@@ -271,6 +276,27 @@ def _run_cells(
         result.ran.add(index)
 
 
+def _insert_probes(
+    graded: NotebookNode, answers: dict[str, str], skeletons: dict[str, str]
+) -> dict[str, Probe]:
+    """After each exercise cell taken from the student, the grader's own cell that checks
+    what it defined (:mod:`grading.probe`); its ``solution_id`` → its tokens."""
+    names = {grade_id: top_level_names(source) for grade_id, source in answers.items()}
+    defined = {name for bound, _ in names.values() for name in bound}
+    probes: dict[str, Probe] = {}
+    cells = []
+    for cell in graded.cells:
+        cells.append(cell)
+        grade_id = _grade_id(cell)
+        if is_solution(cell) and grade_id in answers and grade_id not in probes:
+            bound, read = names[grade_id]
+            looked_at = bound + [name for name in read if name in defined and name not in bound]
+            probe = probes[grade_id] = Probe(grade_id)
+            cells.append(probe_cell(probe, looked_at, allowed_imports(skeletons.get(grade_id, ""))))
+    graded.cells = cells
+    return probes
+
+
 # -- reading the results ------------------------------------------------------------------------
 def _one_line(text: str, limit: int = 160) -> str:
     line = " ".join(text.split())
@@ -328,8 +354,14 @@ def grade_lesson(
             meta = {"nbgrader": {"solution": True, "grade_id": grade_id}}
             kept.cells.append(nbformat.v4.new_code_cell(source, metadata=meta))
     graded = graded_notebook(lesson.pristine, kept)
+    probes = _insert_probes(graded, solution_sources(kept), skeletons)
     run = execute(graded, lesson.file, kit, timeout)
     checks = {_grade_id(cell): (index, cell) for index, cell in enumerate(run.nb.cells)}
+    found = {
+        probes[cell.metadata[MARK]].solution_id: verdict(probes[cell.metadata[MARK]], cell)
+        for index, cell in enumerate(run.nb.cells)
+        if is_probe(cell) and index in run.ran
+    }
     for exercise, result in zip(lesson.exercises, results, strict=True):
         if exercise.solution_id in tampered:
             result.hint = (
@@ -352,8 +384,13 @@ def grade_lesson(
             )
             continue
         index, cell = checks[exercise.grade_id]
+        kit_object = None
+        if exercise.solution_id in probes:  # its own cell ran first (else the check did not)
+            kit_object = found.get(exercise.solution_id, "这一格没有运行。")
         if index not in run.ran:
             result.hint = run.stop or "这一格没有运行。"
+        elif kit_object:
+            result.hint = kit_object
         elif cell_passed(cell):
             result.passed = True
         else:
