@@ -4,7 +4,9 @@ For each lesson the grader's **own** notebooks (its trusted tree, read before an
 code runs) give the pristine student edition (:func:`grading.editions.student_notebook`):
 its checks, demos and points. The graded notebook is that pristine copy with only the
 solution cells' sources taken from the student's notebook (:func:`graded_notebook`), minus
-any cell that reaches into the checks (:func:`grading.static.tampering`).
+any cell that reaches into the checks (:func:`grading.static.tampering`), hands in the kit's
+own version (:func:`grading.static.borrowing`) or looks things up by a name built at run time
+(:func:`grading.static.lookup`).
 
 It runs headless (nbclient) in a fresh kernel: a temporary working folder holding only that
 notebook, a minimal environment without any key (so the lesson's ``connect()`` starts the
@@ -42,6 +44,7 @@ from .editions import (
     cell_passed,
     exercises,
     graded_notebook,
+    is_solution,
     solution_sources,
     student_notebook,
 )
@@ -52,8 +55,10 @@ from .layout import (
     lesson_label,
     reference_notebook_line,
 )
+from .probe import MARK, Probe, allowed_imports, is_probe, verdict
+from .probe import cell as probe_cell
 from .sandbox import LIMITS_EXEC, Limits, minimal_env, reap_orphans
-from .static import borrowing, kit_names, tampering
+from .static import borrowing, kit_names, lookup, tampering, top_level_names
 
 __all__ = [
     "NOTEBOOK_TIMEOUT",
@@ -204,7 +209,9 @@ def execute(nb: NotebookNode, file: str, kit: KitCopy, timeout: float) -> _Execu
         work, home, kit_dir = root / "work", root / "home", root / "kit"
         for folder in (work, home, kit_dir):
             folder.mkdir()
-        nbformat.write(nb, work / file)
+        # The grader's inserted cells (their tokens) stay out of what the kernel can read.
+        public = nbformat.from_dict({**nb, "cells": [c for c in nb.cells if not is_probe(c)]})
+        nbformat.write(public, work / file)
         kit.write(kit_dir)
         env = minimal_env(
             home,
@@ -269,6 +276,27 @@ def _run_cells(
         result.ran.add(index)
 
 
+def _insert_probes(
+    graded: NotebookNode, answers: dict[str, str], skeletons: dict[str, str]
+) -> dict[str, Probe]:
+    """After each exercise cell taken from the student, the grader's own cell that checks
+    what it defined (:mod:`grading.probe`); its ``solution_id`` → its tokens."""
+    names = {grade_id: top_level_names(source) for grade_id, source in answers.items()}
+    defined = {name for bound, _ in names.values() for name in bound}
+    probes: dict[str, Probe] = {}
+    cells = []
+    for cell in graded.cells:
+        cells.append(cell)
+        grade_id = _grade_id(cell)
+        if is_solution(cell) and grade_id in answers and grade_id not in probes:
+            bound, read = names[grade_id]
+            looked_at = bound + [name for name in read if name in defined and name not in bound]
+            probe = probes[grade_id] = Probe(grade_id)
+            cells.append(probe_cell(probe, looked_at, allowed_imports(skeletons.get(grade_id, ""))))
+    graded.cells = cells
+    return probes
+
+
 # -- reading the results ------------------------------------------------------------------------
 def _one_line(text: str, limit: int = 160) -> str:
     line = " ".join(text.split())
@@ -314,22 +342,32 @@ def grade_lesson(
         return results
     tampered: dict[str, str] = {}
     borrowed: dict[str, str] = {}
+    looked_up: dict[str, str] = {}
     skeletons = solution_sources(lesson.pristine)
     from_kit = kit_names([cell.get("source", "") for cell in lesson.pristine.cells])
     kept = nbformat.v4.new_notebook()
     for grade_id, source in solution_sources(submission).items():
         found = tampering(source)
         name = borrowing(source, skeletons.get(grade_id, ""), from_kit)
+        looked = lookup(source, skeletons.get(grade_id, ""))
         if found:
             tampered[grade_id] = found  # not run: its check sees the stub
         elif name:
             borrowed[grade_id] = name  # not run either: the kit's answer is not the student's
+        elif looked:
+            looked_up[grade_id] = looked  # what it uses is hidden from the two above
         else:
             meta = {"nbgrader": {"solution": True, "grade_id": grade_id}}
             kept.cells.append(nbformat.v4.new_code_cell(source, metadata=meta))
     graded = graded_notebook(lesson.pristine, kept)
+    probes = _insert_probes(graded, solution_sources(kept), skeletons)
     run = execute(graded, lesson.file, kit, timeout)
     checks = {_grade_id(cell): (index, cell) for index, cell in enumerate(run.nb.cells)}
+    found = {
+        probes[cell.metadata[MARK]].solution_id: verdict(probes[cell.metadata[MARK]], cell)
+        for index, cell in enumerate(run.nb.cells)
+        if is_probe(cell) and index in run.ran
+    }
     for exercise, result in zip(lesson.exercises, results, strict=True):
         if exercise.solution_id in tampered:
             result.hint = (
@@ -344,9 +382,21 @@ def grade_lesson(
                 "这个练习要你自己写出来，这一格没有运行。"
             )
             continue
+        if exercise.solution_id in looked_up:
+            result.hint = (
+                f"练习格 {exercise.solution_id} 用了 {looked_up[exercise.solution_id]}，"
+                "这一格没有运行：评分时练习代码要直接写出它用到的名字"
+                "（不按运行时拼出来的名字查找对象或执行代码，import 只用标准库）。"
+            )
+            continue
         index, cell = checks[exercise.grade_id]
+        kit_object = None
+        if exercise.solution_id in probes:  # its own cell ran first (else the check did not)
+            kit_object = found.get(exercise.solution_id, "这一格没有运行。")
         if index not in run.ran:
             result.hint = run.stop or "这一格没有运行。"
+        elif kit_object:
+            result.hint = kit_object
         elif cell_passed(cell):
             result.passed = True
         else:

@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT
 
 from grading.editions import solution_sources, student_notebook
-from grading.static import borrowing, kit_names
+from grading.static import borrowing, kit_names, lookup, tampering, top_level_names
 
 SKELETON = (
     'class MyParser:\n    def feed(self, data):\n        raise NotImplementedError("还没完成")\n'
@@ -60,3 +60,104 @@ def test_no_teacher_solution_counts_as_borrowing(path):
     skeletons = solution_sources(pristine)
     for grade_id, source in solution_sources(teacher).items():
         assert borrowing(source, skeletons[grade_id], kit) is None, grade_id
+
+
+# -- names built at run time (grading.static.lookup) -------------------------------------------
+DYNAMIC_PARSER = (
+    "import sys\n"
+    '_m = vars(sys)["mod" + "ules"]\n'
+    'MyParser = getattr(_m["lesson_" + "helpers.sse"], "SSE" + "Parser")\n'
+)
+
+
+@pytest.mark.parametrize(
+    "source, found",
+    [
+        (DYNAMIC_PARSER, "vars()"),
+        ("def f():\n    return locals()\n", "locals()"),
+        ("names = dir()\n", "dir()"),
+        ("import sys\n\nP = getattr(sys, 'mod' + 'ules')\n", "getattr(...)"),
+        ("import sys\n\nok = hasattr(sys, name)\n", "hasattr(...)"),
+        ("import sys\n\nP = getattr(sys, *['modules'])\n", "getattr(...)"),
+        ("import functools\n\nf = functools.partial(getattr, 1)\n", "getattr(...)"),
+        ("import sys\n\nm = sys.__dict__['mod' + 'ules']\n", ".__dict__"),
+        ("def f(c):\n    return c.__subclasses__()\n", ".__subclasses__"),
+        ("def f():\n    return len.__self__\n", ".__self__"),
+        ("import operator\n\nget = operator.attrgetter('x')\n", ".attrgetter"),
+        ("from operator import methodcaller\n", "from operator import methodcaller"),
+        ("import pickle\n", "import pickle"),
+        ("import marshal\n", "import marshal"),
+        ("import runpy\n", "import runpy"),
+        ("import code\n", "import code"),
+        ("from types import FunctionType\n", "import types"),
+        ("import pkgutil\n", "import pkgutil"),
+        ("import copyreg\n", "import copyreg"),
+        ("import zipimport\n", "import zipimport"),
+        ("import site\n", "import site"),
+        ("import pydoc\n", "import pydoc"),
+        ("import subprocess\n", "import subprocess"),
+        ("import logging.config\n", "import logging.config"),
+        ("import os\n\nos.system('python -c 1')\n", ".system"),
+        ("import typing\n\nhints = typing.get_type_hints(f)\n", ".get_type_hints"),
+        ("import numpy\n", "import numpy（不是 Python 标准库）"),
+        ("import helper_module_written_at_run_time\n", "不是 Python 标准库"),
+        ("def f():\n    return Out[3]\n", "Out"),
+        ("def f():\n    return _7\n", "_7"),
+        ("x = __builtin__\n", "__builtin__"),
+        ("x = __loader__\n", "__loader__"),
+    ],
+)
+def test_looking_up_by_a_built_name_is_refused(source, found):
+    assert found in (lookup(source) or ""), lookup(source)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import json, re, codecs, random, fnmatch, copy\n\n\ndef f(x):\n    return x\n",
+        "def f(e):\n    return getattr(e, 'retry_after', None), hasattr(e, 'status')\n",
+        "class P:\n    def __init__(self):\n        super().__init__()\n        self.n = 0\n",
+        "def f(x):\n    return type(x).__name__ + x.__class__.__qualname__\n",
+        "import requests\n\n\ndef ask(url):\n    return requests.get(url, timeout=5)\n",
+        "for _ in range(3):\n    pass\n",
+        "if __name__ == '__main__':\n    pass\n",
+    ],
+)
+def test_ordinary_exercise_code_looks_nothing_up(source):
+    assert lookup(source) is None
+
+
+def test_what_the_skeleton_imports_is_allowed():
+    assert lookup("import numpy\n", "import numpy\n") is None
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_no_teacher_solution_or_skeleton_looks_anything_up(path):
+    teacher = nbformat.read(path, as_version=4)
+    skeletons = solution_sources(student_notebook(teacher))
+    for grade_id, source in solution_sources(teacher).items():
+        assert lookup(source, skeletons[grade_id]) is None, grade_id
+        assert lookup(skeletons[grade_id], skeletons[grade_id]) is None, grade_id
+        assert tampering(source) is None, grade_id
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import sys as s\n\ns.stderr = s.stdout\n",
+        "import sys\n\nout = sys\nout.stderr = None\n",
+        "import sys\n\ntype(sys.stderr).write = lambda self, text: len(text)\n",
+        "import sys\n\nerr = sys.stderr\nerr.write = len\n",
+        "import io\n\nio.TextIOWrapper.flush = None\n",
+    ],
+)
+def test_reaching_the_output_streams_by_another_name_is_tampering(source):
+    assert tampering(source)
+
+
+def test_top_level_names_are_what_the_cell_binds_and_reads():
+    bound, read = top_level_names(
+        DYNAMIC_PARSER + "def f():\n    global G\n    G = 1\n\n\nclass C:\n    y = 2\n"
+    )
+    assert bound == ["_m", "MyParser", "f", "C", "G"]
+    assert {"vars", "sys", "getattr", "_m"} <= set(read) and "y" not in bound

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .report import check
+from .report import check, same
 from .report import crash as _crash
 from .report import fail as _fail
 
@@ -101,7 +101,7 @@ def _is_env_ignored_ok(func: Callable[[str], bool]) -> bool:
             return _fail(
                 f"{what} 返回的不是 True/False", expected, got, "函数要返回布尔值 True 或 False。"
             )
-        if got != expected:
+        if not same(got, expected):
             return _fail(what, expected, got, hint)
     print(f"✓ is_env_ignored：{len(_IGNORE_CASES)} 个 .gitignore 例子全部判断正确。")
     return True
@@ -146,7 +146,7 @@ def _check_one_mask(func: Callable[[str], str], key: str) -> bool:
     except Exception as exc:  # the student's code may raise anything
         hint = "空字符串和很短的密钥也不能报错：先判断 len(key) < 12，直接返回 '***'。"
         return _crash(what, exc, hint)
-    if not isinstance(got, str):
+    if type(got) is not str:
         return _fail(f"{what} 返回的不是字符串", expected, got, "函数要返回一个 str。")
     if key and key in got:
         return _fail(what, expected, got, "结果里包含了完整的密钥！打码的意义就是不让它出现。")

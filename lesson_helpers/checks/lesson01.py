@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import Secret, Settings, mask_key
-from .report import check
+from .report import check, same
 from .report import crash as _crash
 from .report import fail as _fail
 
@@ -52,7 +52,7 @@ _CASES = (
 def _header(headers: dict[str, Any], name: str) -> Any:
     """Header lookup ignoring case, as HTTP does."""
     for key, value in headers.items():
-        if isinstance(key, str) and key.lower() == name.lower():
+        if type(key) is str and key.lower() == name.lower():
             return value
     return None
 
@@ -109,7 +109,7 @@ def _check_body(what: str, body: Any, settings: Settings, question: str) -> bool
         )
     if not isinstance(body, dict):
         return _fail(f"{what}：body 不是 dict", expected, body, "body 是一个 dict。")
-    if body.get("model") != settings.model:
+    if not same(body.get("model"), settings.model):
         hint = (
             "body 里缺少 'model'：服务器要知道用哪个模型。"
             if "model" not in body
@@ -118,7 +118,7 @@ def _check_body(what: str, body: Any, settings: Settings, question: str) -> bool
         return _fail(f"{what}：body['model'] 不对", settings.model, body.get("model"), hint)
     messages = body.get("messages")
     want = expected["messages"]
-    if messages != want:
+    if not same(messages, want):
         if not isinstance(messages, list):
             hint = (
                 "messages 是一个列表，里面每条消息是一个 dict："
@@ -178,12 +178,12 @@ def _check_request(func: Callable[..., Any], settings: Settings, question: str) 
         )
     url, headers, body = result
     expected_url = settings.base_url + "/chat/completions"
-    if url != expected_url:
+    if not same(url, expected_url):
         return _fail(f"{what}：url 不对", expected_url, url, _url_hint(url, settings.base_url))
     if not isinstance(headers, dict):
         return _fail(f"{what}：headers 不是 dict", "{...}", headers, "headers 是一个 dict。")
     auth = _header(headers, "Authorization")
-    if auth != f"Bearer {key}":
+    if not same(auth, f"Bearer {key}"):
         shown = "（里面是密钥，不显示）" if isinstance(auth, str) and key in auth else auth
         return _fail(
             f"{what}：Authorization 请求头不对",
@@ -192,7 +192,7 @@ def _check_request(func: Callable[..., Any], settings: Settings, question: str) 
             _auth_hint(auth, key),
         )
     content_type = _header(headers, "Content-Type")
-    if not isinstance(content_type, str) or not content_type.startswith("application/json"):
+    if type(content_type) is not str or not content_type.startswith("application/json"):
         return _fail(
             f"{what}：Content-Type 请求头不对",
             "application/json",
@@ -282,7 +282,7 @@ def _explain_error_ok(func: Callable[[int, str], str]) -> bool:
             got = func(status, body)
         except Exception as exc:  # the student's code may raise anything
             return _crash(what, exc, hint)
-        if got == expected:
+        if same(got, expected):
             continue
         if isinstance(got, dict):
             hint = "你返回的是一个 dict（整个 error 对象）：要的是其中 'message' 的字符串。"

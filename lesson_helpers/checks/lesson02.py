@@ -20,7 +20,7 @@ from importlib.resources import files
 from typing import Any
 
 from ..sse import SSEParser
-from .report import check
+from .report import check, same
 from .report import crash as _crash
 from .report import fail as _fail
 
@@ -104,7 +104,7 @@ def _split_lines_ok(split_lines: Callable[[str], Any]) -> bool:
             return _fail(what, expected, got, "第一个返回值应该是字符串列表（list[str]）。")
         if not isinstance(rest, str):
             return _fail(what, expected, got, "第二个返回值 rest 应该是字符串（没有就返回 ''）。")
-        if (lines, rest) != expected:
+        if not same((lines, rest), expected):
             return _fail(what, expected, (lines, rest), _diagnose_split(expected, got, hint))
     print(f"✓ split_lines：{len(_SPLIT_CASES)} 个用例全部正确（LF、CRLF、CR、空行、半行）。")
     return True
@@ -147,9 +147,9 @@ def _parse_field_ok(parse_field: Callable[[str], Any]) -> bool:
             if isinstance(exc, ValueError) and ":" not in line:
                 hint = "这一行没有冒号，拆成两部分会失败。" + hint
             return _crash(what, exc, hint)
-        if isinstance(got, list):
+        if type(got) is list:
             got = tuple(got)
-        if got != expected:
+        if not same(got, expected):
             if expected is None and isinstance(got, tuple):
                 hint = "注释行应该返回 None，而不是 (名字, 值)。先判断 line.startswith(':')。"
             elif got is None:
@@ -345,7 +345,7 @@ def _parser_ok(factory: Callable[[], Any], *, rounds: int = 300, seed: int = 202
                 got = _flat(_run(factory, pieces))
             except Exception as exc:  # the student's code may raise anything
                 return _crash(what, exc, hint if how == "整块喂入" else _piece_hint(blob, exc=exc))
-            if got != expected:
+            if not same(got, expected):
                 if how == "整块喂入":
                     return _fail(what, _show(expected), _show(got), _explain(expected, got, hint))
                 piece_hint = _piece_hint(blob, expected, got)
@@ -367,7 +367,7 @@ def _parser_ok(factory: Callable[[], Any], *, rounds: int = 300, seed: int = 202
             return _crash(what, exc, _piece_hint(blob, exc=exc))
         expected_per_feed = _run(SSEParser, pieces)
         got, expected = _flat(got_per_feed), _flat(expected_per_feed)
-        if got != expected:
+        if not same(got, expected):
             index = next(
                 (i for i, (a, b) in enumerate(zip(expected, got, strict=False)) if a != b),
                 min(len(expected), len(got)),
@@ -380,7 +380,7 @@ def _parser_ok(factory: Callable[[], Any], *, rounds: int = 300, seed: int = 202
                 _explain(expected[index:], got[index:], _piece_hint(blob, expected, got)),
             )
         for number, (want, have) in enumerate(zip(expected_per_feed, got_per_feed, strict=False)):
-            if want != have:
+            if not same(have, want):
                 return _fail(
                     f"{what}：第 {number + 1} 次 feed 返回的事件不对（事件总数是对的）",
                     _show(want),

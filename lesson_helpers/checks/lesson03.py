@@ -22,7 +22,7 @@ from typing import Any
 from .. import seed
 from ..chunks import assemble
 from ..sse import SSEParser
-from .report import check
+from .report import check, same
 from .report import crash as _crash
 from .report import fail as _fail
 
@@ -363,7 +363,7 @@ def _assemble_content_ok(assemble_content: Callable[[list[dict]], Any]) -> bool:
             got = assemble_content(copy.deepcopy(chunks))
         except Exception as exc:  # the student's code may raise anything
             return _crash(what, exc, _content_crash_hint(exc, hint))
-        if got == expected:
+        if same(got, expected):
             continue
         if not isinstance(got, str):
             return _fail(what, expected, got, "应该返回一个字符串（把各块的文字拼起来）。")
@@ -528,7 +528,7 @@ def _merge_tool_calls_ok(merge_tool_calls: Callable[[list[dict]], Any]) -> bool:
         got = _normalise_calls(got_raw)
         if isinstance(got, str):
             return _fail(what, expected_calls, got_raw, got)
-        if got != expected:
+        if not same(got, expected):
             return _fail(
                 what, expected_calls, got_raw, _diagnose_calls(expected, got, chunks, hint)
             )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..display import Throttle, throttle_renders
-from .report import check, crash
+from .report import check, crash, same
 
 __all__ = ["CASES", "Case", "check_throttle"]
 
@@ -171,7 +171,7 @@ def check_throttle(student: type) -> None:
                 "先用上面例子里的几次调用手动试一试 offer 和 finish",
             )
             return
-        if got != want:
+        if not same(got, want):
             print(
                 f"✗ 情况「{case.name}」（interval={case.interval}）：{_diagnose(case, got, want)}"
             )

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .report import check, crash
+from .report import check, crash, same
 
 __all__ = ["check_trim_history", "trim_cases"]
 
@@ -130,13 +130,13 @@ def check_trim_history(trim_history: Callable[[list[Message], int], list[Message
         except Exception as exc:  # the student's code may raise anything (the stub: 还没完成)
             crash(case.what, exc, case.hint)
             return
-        if given != case.messages:
+        if not same(given, case.messages):
             print(f"✗ {case.what}：你的函数改动了传进来的 messages 列表。")
             print(f"  原来：{_roles(case.messages)}")
             print(f"  之后：{_roles(given)}")
             print("  提示：返回一个新列表（例如用切片 messages[i:]），不要对原列表 pop、del。")
             return
-        if got != expected:
+        if not same(got, expected):
             print(f"✗ {case.what}")
             print(f"  输入：{_roles(case.messages)}")
             print(f"  期望：{_roles(expected)}")

@@ -30,7 +30,7 @@ from ..errors import (
     ServerError,
     StreamError,
 )
-from .report import check
+from .report import check, same
 from .report import crash as _crash
 from .report import fail as _fail
 
@@ -111,7 +111,7 @@ def _should_retry_ok(func: Callable[[LLMError, str], bool]) -> bool:
             return _crash(what, exc, hint)
         if not isinstance(got, bool):
             return _fail(what, expected, got, "返回 True 或 False（布尔值）。")
-        if got != expected:
+        if not same(got, expected):
             return _fail(what, expected, got, hint)
     print(
         f"✓ should_retry：{len(_RETRY_CASES)} 种情况都判断对了——"
@@ -148,7 +148,7 @@ def _backoff_ok(func: Callable[..., float]) -> bool:
             got = _call_backoff(func, 1, retry_after)
         except Exception as exc:  # the student's code may raise anything
             return _crash(what, exc, hint)
-        if not isinstance(got, int | float) or got != retry_after:
+        if not same(got, retry_after):
             return _fail(what, retry_after, got, hint)
     for attempt in (1, 2, 3, 4):
         base = 0.5 * 2 ** (attempt - 1)
@@ -157,7 +157,7 @@ def _backoff_ok(func: Callable[..., float]) -> bool:
             samples = [_call_backoff(func, attempt, None) for _ in range(_SAMPLES)]
         except Exception as exc:  # the student's code may raise anything
             return _crash(what, exc, "没有 Retry-After 时，retry_after 是 None。")
-        bad = [s for s in samples if not isinstance(s, int | float) or isinstance(s, bool)]
+        bad = [s for s in samples if type(s) not in (int, float)]
         if bad:
             return _fail(what, "秒数（float）", bad[0], "返回等待的秒数，一个数。")
         expected = f"{base:g} 到 {2 * base:g} 之间的随机数"
@@ -241,7 +241,7 @@ def _check_report(
                 "request_id 是空字符串）。写成 error.request_id or '无' 这样就不会出错。"
             )
         return _crash(what, exc, hint)
-    if not isinstance(report, str):
+    if type(report) is not str:
         return _fail(what, "一段文字（str）", report, "返回一个字符串，可以有好几行。")
     if key in report:
         return _fail(

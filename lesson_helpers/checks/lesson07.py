@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..chunks import ChatResult, from_completion
-from .report import check, crash, short
+from .report import check, crash, same, short
 
 __all__ = [
     "LOOP_TOOLS",
@@ -244,9 +244,9 @@ def _tool_message_problem(case: ToolCase, got: Any) -> tuple[str, str] | None:
         return "返回的不是一个 dict（一条消息）", (
             '返回一条消息：{"role": "tool", "tool_call_id": call["id"], "content": ...}。'
         )
-    if got.get("role") != "tool":
+    if not same(got.get("role"), "tool"):
         return f"role 是 {short(got.get('role'))}", '工具结果的消息，role 是 "tool"。'
-    if got.get("tool_call_id") != call_id:
+    if not same(got.get("tool_call_id"), call_id):
         return f"tool_call_id 是 {short(got.get('tool_call_id'))}，调用的 id 是 {call_id!r}", (
             '把 call["id"] 原样放进 tool_call_id：模型靠它知道这是哪一次调用的结果'
             "（同时调用两次时尤其重要）。"
@@ -289,7 +289,7 @@ def _one_tool_case(run_tool_call: Callable, case: ToolCase) -> bool:
         return False
     content = json.loads(got["content"])
     if case.result is not None:
-        if content != case.result:
+        if not same(content, case.result):
             print(f"✗ {case.what}")
             print(f"  调用：{short(case.call)}")
             print(f"  期望 content：{short(case.result)}")
@@ -567,12 +567,12 @@ class _ScriptedModel:
             )
         snapshot = copy.deepcopy(messages)
         self.sent.append(snapshot)
-        if tools != LOOP_TOOLS:
+        if not same(tools, LOOP_TOOLS):
             raise _Refused(
                 f"第 {len(self.sent)} 次请求没有带上 tools（收到 {short(tools, 60)}）",
                 "每一轮都要把 tools 发过去：send(对话, tools)。",
             )
-        if snapshot[: len(self.case.messages)] != self.case.messages:
+        if not same(snapshot[: len(self.case.messages)], self.case.messages):
             raise _Refused(
                 f"第 {len(self.sent)} 次请求的对话开头不是传进来的 messages",
                 "从传进来的 messages 开始（history = list(messages)），只在后面追加。",
@@ -638,7 +638,7 @@ def _one_agent_case(agent_loop: Callable, case: AgentCase) -> bool:
         print("  提示：最后 return 整个对话：传进来的 messages，加上每一轮的回答和工具结果。")
         return False
     spelled = [_spell(m) for m in got]
-    if spelled != case.expected:
+    if not same(spelled, case.expected):
         at = next(
             i
             for i in range(max(len(spelled), len(case.expected)))

@@ -27,7 +27,7 @@ from .. import messages as kit_messages
 from .. import responses as kit_responses
 from .. import seed
 from ..sse import ServerSentEvent
-from .report import check, crash, short
+from .report import check, crash, same, short
 
 __all__ = [
     "StreamCase",
@@ -465,7 +465,7 @@ def _run_case(
             print(f"✗ {case.what}：返回的 dict 里没有 {key!r}。")
             print(f"  提示：要有这些键：{', '.join(want)}。")
             return False
-        if got[key] != value:
+        if not same(got[key], value):
             print(f"✗ {case.what}：{key} 不对。")
             print(f"  期望：{short(value)}")
             print(f"  得到：{short(got[key])}")

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["NotDone", "check", "crash", "fail", "short", "uses_exercise"]
+__all__ = ["NotDone", "check", "crash", "fail", "same", "short", "uses_exercise"]
 
 F = TypeVar("F", bound=Callable[..., None])
 
@@ -37,6 +37,40 @@ def short(value: Any, limit: int = 160) -> str:
     """``repr(value)``, cut to ``limit`` characters so a long answer stays readable."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_NUMBERS = (int, float)
+
+
+def same(got: Any, expected: Any) -> bool:
+    """``got == expected`` where ``got`` (the student's value) cannot decide the answer.
+
+    The types must match exactly, all the way down through dicts, lists and tuples (``int``
+    and ``float`` count as one type of number, ``bool`` does not), before anything is
+    compared: a value of the student's own class -- an ``__eq__`` that always says True, a
+    ``str`` subclass -- is never equal to the kit's plain data. Only the built-in types'
+    own ``==`` is called.
+    """
+    kind = type(expected)
+    if kind in _NUMBERS:
+        return type(got) in _NUMBERS and got == expected
+    if type(got) is not kind:
+        return False
+    if kind is dict:
+        if len(got) != len(expected) or not all(_plain_key(key) for key in got):
+            return False
+        return all(key in got and same(got[key], value) for key, value in expected.items())
+    if kind is list or kind is tuple:
+        return len(got) == len(expected) and all(
+            same(mine, theirs) for mine, theirs in zip(got, expected, strict=True)
+        )
+    return got == expected
+
+
+def _plain_key(key: Any) -> bool:
+    if type(key) is tuple:
+        return all(_plain_key(part) for part in key)
+    return type(key) in (str, int, float, bool, bytes, type(None))
 
 
 def fail(what: str, expected: Any, got: Any, hint: str) -> bool:
