@@ -88,6 +88,12 @@ def app_problem(source: str, name: str = "app.py") -> str | None:
                     f"{name} 用了 {called}(...)：作业要求程序自己用 requests 发请求，"
                     "不要执行动态拼出来的代码或调用别的程序。"
                 )
+    found = lookup(source, skeleton="import dotenv")
+    if found:
+        return (
+            f"{name} 用了 {found}：作业只用标准库、requests 和 python-dotenv，自己发请求、"
+            "自己读流；不要按运行时拼出来的名字查找或运行代码。"
+        )
     if "requests" not in tops:
         return f"{name} 没有 import requests：作业要求用 requests 发请求（requests.post）。"
     return None

@@ -1,4 +1,5 @@
-"""grading.static.borrowing: an exercise handed in as the course kit's finished version."""
+"""grading.static: exercise code that borrows the kit or tampers with the checks, and an app.py
+that does not make its own requests."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from conftest import ROOT
 
 from grading.editions import solution_sources, student_notebook
-from grading.static import borrowing, kit_names, lookup, tampering, top_level_names
+from grading.static import app_problem, borrowing, kit_names, lookup, tampering, top_level_names
 
 SKELETON = (
     'class MyParser:\n    def feed(self, data):\n        raise NotImplementedError("还没完成")\n'
@@ -161,3 +162,37 @@ def test_top_level_names_are_what_the_cell_binds_and_reads():
     )
     assert bound == ["_m", "MyParser", "f", "C", "G"]
     assert {"vars", "sys", "getattr", "_m"} <= set(read) and "y" not in bound
+
+
+# -- app.py ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("source", "says"),
+    [
+        ("import requests\nimport lesson_helpers\n", "lesson_helpers"),
+        ("import requests\nimport openai\n", "openai SDK"),
+        ("import requests\nimport pkgutil\n", "pkgutil"),
+        ("import requests\nimport pickle\n", "import pickle"),
+        ("import requests\nb = print.__self__\n", ".__self__"),
+        ("import requests\nf = getattr(requests, 'p' + 'ost')\n", "getattr(...)"),
+        ("import requests\nx = __builtins__\n", "__builtins__"),
+        ("import requests\nimport rich\n", "不是 Python 标准库"),
+        ("import requests\nimport os\nos.posix_spawn('/bin/sh', [], {})\n", "posix_spawn"),
+        ("import json\n", "没有 import requests"),
+    ],
+)
+def test_app_py_that_does_not_make_its_own_requests_is_named(source, says):
+    problem = app_problem(source)
+    assert problem and says in problem and "\n" not in problem
+
+
+@pytest.mark.parametrize("path", ["app.py", "student/app.py"])
+def test_the_reference_and_the_student_edition_pass_the_app_py_check(path):
+    assert app_problem((ROOT / path).read_text(encoding="utf-8")) is None
+
+
+def test_ordinary_app_code_passes_the_app_py_check():
+    source = (
+        "import os, sys, json\nimport requests\nfrom dotenv import load_dotenv\n"
+        "name = getattr(sys, 'argv')\nif __name__ == '__main__':\n    print(type(name).__name__)\n"
+    )
+    assert app_problem(source) is None
