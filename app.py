@@ -120,15 +120,22 @@ def read_dotenv() -> None:
 
 def check_base_url(base_url: str) -> None:
     """Raise ChatError unless ``base_url`` is a web address requests can send to."""
-    parts = urlsplit(base_url)
-    try:
-        port_ok = parts.port != 0  # 端口是 "abc" 或 99999 时，.port 会抛出 ValueError
-    except ValueError:
-        port_ok = False
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+    example = "应当形如 https://api.siliconflow.cn/v1"
+    if not base_url.isascii() or any(char.isspace() for char in base_url):
+        # 例如中文输入法打出的全角冒号“：”：urlsplit 会抛出 ValueError，requests 也发不出去
         raise ChatError(
-            f"LLM_BASE_URL={base_url!r} 不是网址：应当形如 https://api.siliconflow.cn/v1"
+            f"LLM_BASE_URL={base_url!r} 里有空格或全角字符：请用英文输入法重新输入，{example}"
         )
+    try:
+        parts = urlsplit(base_url)  # 方括号不配对（"http://[::1/v1"）时抛出 ValueError
+        # 端口是 "abc" 或 99999 时，.port 也会抛出 ValueError
+        scheme, host, port = parts.scheme, parts.hostname or "", parts.port
+    except ValueError:
+        scheme, host, port = "", "", None
+    # 主机名里用点隔开的每一段都不能是空的（"api..com"）：requests 底下的 urllib3 会抛出异常
+    host_ok = all(0 < len(label) <= 63 for label in host.removesuffix(".").split("."))
+    if scheme not in ("http", "https") or not host_ok or port == 0:
+        raise ChatError(f"LLM_BASE_URL={base_url!r} 不是网址：{example}")
 
 
 def read_timeout() -> float:

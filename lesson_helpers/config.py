@@ -396,13 +396,25 @@ def base_url_problem(base_url: str) -> str:
         return f"LLM_BASE_URL={base_url!r} 不是网址：{example}。"
     if any(ch.isspace() for ch in base_url) or not base_url.isascii():
         return f"LLM_BASE_URL={base_url!r} 里有空格或全角字符：请用英文输入法重新输入，{example}。"
-    parts = urllib.parse.urlsplit(base_url)
+    try:
+        parts = urllib.parse.urlsplit(base_url)
+    except ValueError:  # unbalanced brackets ("http://[::1/v1") or no IP address inside them
+        return (
+            f"LLM_BASE_URL={base_url!r} 里的方括号不对：方括号只用来括住 IPv6 地址，"
+            f"例如 http://[::1]:8000/v1；{example}。"
+        )
     try:
         port = parts.port
     except ValueError:
         port = -1
     if not parts.hostname:
         return f"LLM_BASE_URL={base_url!r} 里没有主机名：{example}。"
+    labels = parts.hostname.removesuffix(".").split(".")
+    if not all(0 < len(label) <= 63 for label in labels):  # urllib3 cannot connect to "a..b"
+        return (
+            f"LLM_BASE_URL={base_url!r} 的主机名不对：点和点之间不能是空的（例如 api..com），"
+            f"{example}。"
+        )
     if port is not None and not 0 < port < 65536:
         return f"LLM_BASE_URL={base_url!r} 的端口不对：端口是 1 到 65535 之间的数字，{example}。"
     return ""

@@ -288,6 +288,12 @@ def test_key_from_dotenv_file(tmp_path, server):
         ("LLM_BASE_URL", "http:///v1", "LLM_BASE_URL"),  # no host
         ("LLM_BASE_URL", "http://127.0.0.1:99999/v1", "LLM_BASE_URL"),  # port out of range
         ("LLM_BASE_URL", "http://127.0.0.1:abc/v1", "LLM_BASE_URL"),
+        ("LLM_BASE_URL", "http://127.0.0.1：40181/v1", "全角"),  # the IME's colon: NFKC error
+        ("LLM_BASE_URL", "http://[::1/v1", "不是网址"),  # urlsplit: "Invalid IPv6 URL"
+        ("LLM_BASE_URL", "http://[not-an-ip]/v1", "不是网址"),
+        ("LLM_BASE_URL", "http://127.0.0.1 :8000/v1", "空格"),
+        ("LLM_BASE_URL", "http://api..siliconflow.cn/v1", "不是网址"),  # LocationParseError
+        ("LLM_BASE_URL", "HTTP://[::1]:0/v1", "不是网址"),
         ("LLM_API_KEY", "fake key", "空格"),
         ("LLM_API_KEY", "“fake-key”", "中文"),
     ],

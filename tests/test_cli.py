@@ -218,6 +218,17 @@ CASES.update(
             None,
         ),
         "doctor_bad_base_url": (["doctor"], {"LLM_BASE_URL": "http:///v1"}, None),
+        "doctor_unbalanced_bracket": (["doctor"], {"LLM_BASE_URL": "http://[::1/v1"}, None),
+        "chat_unbalanced_bracket": (
+            ["chat", "你好"],
+            {**UNREACHABLE, "LLM_BASE_URL": "http://[::1/v1"},
+            None,
+        ),
+        "chat_full_width_colon": (
+            ["chat", "你好"],
+            {**UNREACHABLE, "LLM_BASE_URL": "http://127.0.0.1：40181/v1"},
+            None,
+        ),
         "chat_timeout_overflow": (["chat", "你好"], {"LLM_TIMEOUT": "1e10"}, None),
         "chat_invalid_url": (
             ["chat", "你好"],
@@ -388,11 +399,15 @@ def test_doctor_warns_about_debug_output_that_prints_the_key(cli):
     assert "%xmode Verbose" in warning[0] and "pytest -l" in warning[0]
 
 
-def test_doctor_reports_a_bad_base_url(cli):
-    result = cli["doctor_bad_base_url"]
+@pytest.mark.parametrize(
+    ("case", "says"), [("doctor_bad_base_url", "主机名"), ("doctor_unbalanced_bracket", "方括号")]
+)
+def test_doctor_reports_a_bad_base_url(cli, case, says):
+    result = cli[case]
     assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
     bad = [line for line in result.stdout.splitlines() if line.startswith("✗")]
-    assert len(bad) == 1 and "LLM_BASE_URL" in bad[0] and "主机名" in bad[0]
+    assert len(bad) == 1 and "LLM_BASE_URL" in bad[0] and says in bad[0]
 
 
 # -- chat: why an answer ended, and nothing raw (issue 16) -------------------------------------
@@ -418,6 +433,8 @@ def test_chat_says_why_an_incomplete_answer_ended(cli, model, reason):
     [
         ("chat_timeout_overflow", "LLM_TIMEOUT"),
         ("chat_invalid_url", "LLM_BASE_URL"),
+        ("chat_unbalanced_bracket", "方括号"),
+        ("chat_full_width_colon", "全角"),
         pytest.param(
             "chat_socks_proxy",
             "PySocks",

@@ -510,6 +510,12 @@ def test_absurd_timeouts_are_config_errors(tmp_path, monkeypatch, value):
         ("http://127.0.0.1:abc/v1", "端口"),
         ("https://api.siliconflow.cn /v1", "空格"),
         ("https：//api.siliconflow.cn/v1", "不是网址"),  # a full-width colon
+        ("http://127.0.0.1：40181/v1", "全角"),  # the IME's colon before the port
+        ("http://[::1/v1", "方括号"),  # urlsplit: ValueError("Invalid IPv6 URL")
+        ("http://::1]/v1", "方括号"),
+        ("http://[not-an-ip]/v1", "方括号"),  # urlsplit: "does not appear to be an IP"
+        ("http://api..siliconflow.cn/v1", "主机名"),  # urllib3: LocationParseError
+        ("http://.siliconflow.cn/v1", "主机名"),
     ],
 )
 def test_invalid_base_urls_are_config_errors(tmp_path, monkeypatch, url, says):
