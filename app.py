@@ -23,6 +23,7 @@ Only two libraries: requests (HTTP) and python-dotenv (reads `.env`).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -32,7 +33,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
+from dotenv.parser import parse_stream
 
 
 @dataclass(frozen=True)
@@ -108,14 +110,54 @@ class Reply:
     interrupted: bool = False  # 用户按了 Ctrl-C 时为 True
 
 
+def dotenv_problem(text: str) -> tuple[str, str]:
+    """(variable name, what is wrong) for a line of `.env` that python-dotenv cannot read."""
+    start = re.match(r"(?:export\s+)?(['\"]?)([A-Za-z_]\w*)(\s*=\s*)?", text)
+    if start is None:
+        return "", "不是「名字=值」的写法：应当形如 LLM_MODEL=Qwen/Qwen2.5-7B-Instruct"
+    key_quote, name, equals = start.groups()
+    value = text[start.end() :].split("\n")[0]
+    quote = value[:1]
+    if key_quote:
+        return name, f"的名字前面多了一个 {key_quote}：请删掉它"
+    if not equals:
+        return name, "不是「名字=值」的写法：名字里不能有空格，名字和值之间用等号（=）"
+    if quote in ("'", '"') and not re.match(rf"{quote}(\\.|[^{quote}\\])*{quote}", value):
+        return name, f"的引号没有闭合：请在值的末尾补上 {quote}，或删掉开头的 {quote}"
+    if quote in ("'", '"'):
+        return name, "在引号后面还有别的内容：整个值都要放在引号里（引号后面只能写 # 开头的注释）"
+    return name, "python-dotenv 读不懂：请检查这一行的引号和等号"
+
+
 def read_dotenv() -> None:
-    """Copy `.env` into os.environ (variables already set win), or say why it cannot be read."""
+    """Copy `.env` into os.environ (variables already set win), or say why it cannot be read.
+
+    A line python-dotenv cannot read (a quote that never closes...) is an error when it sets
+    one of our LLM_ variables; other such lines (for other programs) are skipped.
+    """
+    path = find_dotenv()  # 在 app.py 所在的文件夹里找，找不到就往上一层找……
+    if not path:
+        return
     try:
-        load_dotenv()
+        with open(path, encoding="utf-8-sig") as file:  # -sig：开头有 BOM 也没关系
+            text = file.read()
     except UnicodeDecodeError:  # 存成了 GBK（记事本的“ANSI”）或 UTF-16（PowerShell 的 echo）
-        raise ChatError(".env 不是 UTF-8 编码：请用编辑器把它另存为 UTF-8（无 BOM）。") from None
+        raise ChatError(".env 不是 UTF-8 编码：请用编辑器把它另存为 UTF-8。") from None
     except OSError as error:  # 例如没有读取权限
         raise ChatError(f".env 读不出来（{error.strerror}）：检查这个文件的权限。") from None
+    readable, start = [], 0  # 读得懂的行；下一段从 text 的第几个字符开始
+    for binding in parse_stream(io.StringIO(text)):
+        piece = binding.original.string  # 一行（前面也许有空行），有时是几行
+        if not binding.error:
+            readable.append(piece)
+        else:  # 读不懂：python-dotenv 会打印一句英文警告，然后跳过它
+            name, problem = dotenv_problem(piece.lstrip())
+            if name.startswith("LLM_") and name not in os.environ:  # 我们要用的设置：不能跳过
+                blank = len(piece) - len(piece.lstrip())  # 前面那些空行
+                number = text.count("\n", 0, start + blank) + 1
+                raise ChatError(f".env 第 {number} 行（{name}）{problem}。")
+        start += len(piece)
+    load_dotenv(stream=io.StringIO("".join(readable)))  # 环境变量里已经有的，不会被覆盖
 
 
 def check_base_url(base_url: str) -> None:

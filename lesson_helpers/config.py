@@ -18,6 +18,11 @@ only the current folder counts. It may be saved as UTF-8 (with or without BOM), 
 (PowerShell 5's ``echo … > .env``) or GBK (Notepad's "ANSI" on Chinese Windows):
 :attr:`Settings.env_encoding` says which one was read.
 
+A line python-dotenv cannot read (say, a quote that never closes) is a :class:`ConfigError`
+naming the line when it sets an ``LLM_*``/``OPENAI_*`` variable that the environment does not
+set already (rather than silently going on without that setting); other such lines are skipped
+and listed in :attr:`Settings.env_problems`, which doctor shows.
+
 Every problem is a :class:`ConfigError` whose message is one line with the fix; it never
 contains the key.
 """
@@ -28,21 +33,25 @@ import codecs
 import io
 import math
 import os
+import re
 import unicodedata
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 __all__ = [
     "MAX_TIMEOUT",
     "PROVIDERS",
     "ConfigError",
+    "EnvLineProblem",
     "Provider",
     "Secret",
     "Settings",
     "base_url_problem",
+    "env_line_problems",
     "find_env_file",
     "key_problem",
     "load_settings",
@@ -202,6 +211,8 @@ class Settings:
     provider: str = "siliconflow"
     env_file: str | None = field(default=None, compare=False)
     env_encoding: str | None = field(default=None, compare=False)  # how that file was decoded
+    # lines of that file that could not be read and were skipped: one line each, no full stop
+    env_problems: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def has_key(self) -> bool:
@@ -322,10 +333,74 @@ def relative_to_project(path: str | os.PathLike[str]) -> str:
     return absolute.name
 
 
+@dataclass(frozen=True)
+class EnvLineProblem:
+    """A line of a `.env` file that python-dotenv cannot read."""
+
+    line: int  # where the line starts, counting from 1
+    name: str  # the LLM_*/OPENAI_* variable it sets, else "" (never shown: it might be a key)
+    problem: str  # what is wrong with it and how to fix it
+
+    def message(self, shown: str) -> str:
+        """One line: ``.env 第 3 行（LLM_API_KEY）的引号没有闭合：…`` (no full stop)."""
+        which = f"（{self.name}）" if self.name else ""
+        return f"{shown} 第 {self.line} 行{which}{self.problem}"
+
+
+# what a line starts with: an optional "export ", an optional quote, the variable's name
+_ENV_LINE_START = re.compile(r"(?:export\s+)?(['\"]?)([A-Za-z_][A-Za-z0-9_]*)(\s*=\s*)?")
+_KIT_PREFIXES = ("LLM_", "OPENAI_")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _describe_env_error(text: str) -> tuple[str, str]:
+    """(name, what is wrong) for the text of a binding python-dotenv reported as an error."""
+    first = text.splitlines()[0] if text else ""
+    start = _ENV_LINE_START.match(first)
+    if start is None:
+        return "", "不是「名字=值」的写法：应当形如 LLM_MODEL=Qwen/Qwen2.5-7B-Instruct"
+    key_quote, name, equals = start.groups()
+    name = name if name.startswith(_KIT_PREFIXES) else ""
+    if key_quote:
+        return name, f"的名字前面多了一个 {key_quote}：请删掉它"
+    if not equals:
+        return name, (
+            "不是「名字=值」的写法：名字里不能有空格，名字和值之间用等号（=），"
+            "例如 LLM_MODEL=Qwen/Qwen2.5-7B-Instruct"
+        )
+    value = first[start.end() :]
+    quote = value[:1]
+    if quote in ("'", '"') and not re.match(rf"{quote}(?:\\.|[^{quote}\\])*{quote}", value):
+        return name, f"的引号没有闭合：请在值的末尾补上 {quote}，或删掉开头的 {quote}"
+    if quote in ("'", '"'):
+        return name, "在引号后面还有别的内容：整个值都要放在引号里（引号后面只能写 # 开头的注释）"
+    return name, "python-dotenv 读不懂：请检查这一行的引号和等号"
+
+
+def env_line_problems(text: str) -> tuple[str, list[EnvLineProblem]]:
+    """The text of a `.env` without the lines python-dotenv cannot read, and those lines."""
+    text = text.removeprefix("\ufeff")  # python-dotenv drops it too
+    kept: list[str] = []
+    problems: list[EnvLineProblem] = []
+    offset = 0  # where the binding starts in text
+    for binding in parse_stream(io.StringIO(text)):
+        original = binding.original.string
+        if binding.error:
+            start = offset + len(original) - len(original.lstrip())  # after the blank lines
+            line = 1 + len(_LINE_BREAK.findall(text, 0, start))
+            name, problem = _describe_env_error(original.lstrip())
+            problems.append(EnvLineProblem(line, name, problem))
+        else:
+            kept.append(original)
+        offset += len(original)
+    return "".join(kept), problems
+
+
 def _read_env(
     env_file: str | os.PathLike[str] | None,
-) -> tuple[dict[str, str], str | None, str | None]:
-    """Environment variables over `.env` values (python-dotenv, never overriding the env)."""
+) -> tuple[dict[str, str], str | None, str | None, tuple[str, ...]]:
+    """Environment variables over `.env` values (python-dotenv, never overriding the env),
+    and the lines of `.env` that were skipped."""
     path: Path | None
     if env_file is None:
         path = find_env_file()
@@ -333,12 +408,19 @@ def _read_env(
         path = Path(env_file) if Path(env_file).is_file() else None
     values: dict[str, str] = {}
     encoding = None
+    skipped: list[str] = []
     if path is not None:
         text, encoding = read_env_text(path)
+        text, problems = env_line_problems(text)  # else python-dotenv logs English warnings
+        shown = relative_to_project(path)
+        for problem in problems:
+            if problem.name and problem.name not in os.environ:  # a setting the kit would use
+                raise ConfigError(problem.message(shown) + "。")
+            skipped.append(problem.message(shown))
         parsed = dotenv_values(stream=io.StringIO(text))
         values = {k: v for k, v in parsed.items() if v is not None}
     values.update(os.environ)
-    return values, (str(path) if path is not None else None), encoding
+    return values, (str(path) if path is not None else None), encoding, tuple(skipped)
 
 
 def _pick(values: dict[str, str], *names: str) -> str:
@@ -448,7 +530,7 @@ def _decoded_as(encoding: str | None, value: str) -> str:
 
 def load_settings(env_file: str | os.PathLike[str] | None = None) -> Settings:
     """Read `.env` (see the module docstring for where it is looked for) and the environment."""
-    values, path, encoding = _read_env(env_file)
+    values, path, encoding, skipped = _read_env(env_file)
     provider_name = _pick(values, "LLM_PROVIDER").lower()
     key = _pick(values, "LLM_API_KEY")
     base_url = _pick(values, "LLM_BASE_URL")
@@ -480,4 +562,5 @@ def load_settings(env_file: str | os.PathLike[str] | None = None) -> Settings:
         provider=provider_name,
         env_file=path,
         env_encoding=encoding,
+        env_problems=skipped,
     )

@@ -853,6 +853,37 @@ def test_a_dotenv_that_is_not_utf8_is_one_clear_error(tmp_path, content, says):
     assert ".env" in result.stderr and says in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('LLM_API_KEY="fake-key-for-review-0000\n', "第 1 行（LLM_API_KEY）的引号没有闭合"),
+        ("# 设置\r\nNOTE=\"x\r\n\r\nLLM_API_KEY='fake-key-for-review-0000\r\n", "第 4 行"),
+        ('LLM_API_KEY="fake-key-for-review-0000" 0000\n', "引号后面还有别的内容"),
+        ("LLM_API_KEY: fake-key-for-review-0000\n", "「名字=值」"),
+    ],
+)
+def test_an_unreadable_line_of_dotenv_is_one_clear_error(tmp_path, text, says):
+    app = tmp_path / "app.py"
+    shutil.copyfile(APP, app)
+    (tmp_path / ".env").write_bytes(text.encode("utf-8"))
+    result = run_app(["你好"], app_env(None), app=app)
+    assert_clean_failure(result, max_lines=1)
+    assert result.stderr.startswith("错误：.env 第 ") and says in result.stderr
+    assert "python-dotenv could not parse" not in result.stderr
+    assert "fake-key-for-review" not in result.stderr
+
+
+def test_unreadable_lines_for_other_programs_are_skipped_quietly(tmp_path, server):
+    app = tmp_path / "app.py"
+    shutil.copyfile(APP, app)
+    text = f"\ufeffNOTE='x\nLLM_API_KEY={server.api_key}\nLLM_BASE_URL={server.base_url}\n"
+    (tmp_path / ".env").write_text(text, encoding="utf-8")  # with a BOM, like Notepad's
+    result = run_app(["你好"], app_env(None), app=app)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(SEED_TEXT)
+    assert result.stderr == ""
+
+
 class CountedPiece(bytes):
     """A piece of the body that counts the bytes each concatenation or search goes through."""
 

@@ -218,6 +218,21 @@ CASES.update(
             None,
         ),
         "doctor_bad_base_url": (["doctor"], {"LLM_BASE_URL": "http:///v1"}, None),
+        "doctor_unclosed_quote": (
+            ["doctor"],
+            {},
+            _env_file('LLM_API_KEY="fake-key-for-review-0000\n'),
+        ),
+        "chat_unclosed_quote": (
+            ["chat", "你好"],
+            {},
+            _env_file('LLM_API_KEY="fake-key-for-review-0000\n'),
+        ),
+        "doctor_unclosed_quote_elsewhere": (
+            ["doctor"],
+            {},
+            _env_file("LLM_PROVIDER=local\nNOTE='fake-key-for-review-0000\n"),
+        ),
         "doctor_unbalanced_bracket": (["doctor"], {"LLM_BASE_URL": "http://[::1/v1"}, None),
         "chat_unbalanced_bracket": (
             ["chat", "你好"],
@@ -408,6 +423,36 @@ def test_doctor_reports_a_bad_base_url(cli, case, says):
     assert "Traceback" not in result.stdout + result.stderr
     bad = [line for line in result.stdout.splitlines() if line.startswith("✗")]
     assert len(bad) == 1 and "LLM_BASE_URL" in bad[0] and says in bad[0]
+
+
+def test_doctor_names_an_unreadable_line_of_env(cli):
+    result = cli["doctor_unclosed_quote"]
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert "could not parse" not in output and "fake-key-for-review" not in output
+    bad = [line for line in result.stdout.splitlines() if line.startswith("✗")]
+    assert bad == [
+        '✗ .env 第 1 行（LLM_API_KEY）的引号没有闭合：请在值的末尾补上 "，或删掉开头的 "。'
+    ]
+    assert "没有 API Key" not in output
+
+
+def test_doctor_warns_about_an_unreadable_line_it_skips(cli):
+    result = cli["doctor_unclosed_quote_elsewhere"]
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "could not parse" not in output and "fake-key-for-review" not in output
+    warned = [line for line in result.stdout.splitlines() if "第 2 行" in line]
+    assert len(warned) == 1 and warned[0].startswith("! ") and "跳过" in warned[0]
+
+
+def test_chat_does_not_fall_back_to_the_local_server_for_an_unreadable_key(cli):
+    result = cli["chat_unclosed_quote"]
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("错误：.env 第 1 行（LLM_API_KEY）")
+    assert "fake-key-for-review" not in result.stderr
 
 
 # -- chat: why an answer ended, and nothing raw (issue 16) -------------------------------------

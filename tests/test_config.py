@@ -576,3 +576,45 @@ def test_env_file_path_is_shown_relative_to_the_project(tmp_path):
     (tmp_path / "a").mkdir()
     assert relative_to_project(tmp_path / "a" / ".env") == "a/.env"
     assert relative_to_project(tmp_path / ".env") == ".env"
+
+
+# -- lines python-dotenv cannot read ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "line", "says"),
+    [
+        ('LLM_API_KEY="fake-key-for-review-0000\n', 1, "（LLM_API_KEY）的引号没有闭合"),
+        ("# 密钥\n\nLLM_MODEL='qwen\n", 3, "（LLM_MODEL）的引号没有闭合"),
+        ('X=1\r\n\r\n  LLM_BASE_URL="http://127.0.0.1:8000/v1\r\n', 3, "引号没有闭合"),
+        ('LLM_MODEL="qwen" 2.5\n', 1, "引号后面还有别的内容"),
+        ("export LLM_API_KEY: fake-key-for-review-0000\n", 1, "「名字=值」"),
+        ("'LLM_PROVIDER=local\n", 1, "名字前面多了一个 '"),
+        ('OPENAI_API_KEY="fake-key-for-review-0000\n', 1, "（OPENAI_API_KEY）"),
+    ],
+)
+def test_an_unreadable_kit_line_is_one_line_naming_it(tmp_path, caplog, text, line, says):
+    env = write_env(tmp_path, text)
+    with caplog.at_level(logging.WARNING), pytest.raises(ConfigError) as info:
+        load_settings(env_file=env)
+    message = assert_one_line(info.value)
+    assert message.startswith(f".env 第 {line} 行") and says in message
+    assert "fake-key-for-review" not in message and "qwen" not in message
+    assert not caplog.records  # python-dotenv's "could not parse statement" stays quiet
+
+
+def test_an_unreadable_line_of_another_program_is_skipped_and_listed(tmp_path, caplog):
+    env = write_env(tmp_path, 'NOTE="fake-key-for-review-0000\nLLM_MODEL=qwen-test\n')
+    with caplog.at_level(logging.WARNING):
+        settings = load_settings(env_file=env)
+    assert settings.model == "qwen-test"
+    assert not caplog.records
+    assert settings.env_problems == (
+        '.env 第 1 行的引号没有闭合：请在值的末尾补上 "，或删掉开头的 "',
+    )
+
+
+def test_an_unreadable_line_the_environment_overrides_is_only_listed(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_MODEL", "from-the-environment")
+    env = write_env(tmp_path, "LLM_MODEL='qwen\nLLM_TIMEOUT=5\n")
+    settings = load_settings(env_file=env)
+    assert settings.model == "from-the-environment" and settings.timeout == 5
+    assert len(settings.env_problems) == 1 and "LLM_MODEL" in settings.env_problems[0]
