@@ -6,7 +6,7 @@ Variables (real environment variables always win over `.env`):
                        unless ``LLM_PROVIDER`` names another provider
 * ``LLM_BASE_URL``  -- else the provider's preset
 * ``LLM_MODEL``     -- else the provider's default model
-* ``LLM_TIMEOUT``   -- read timeout in seconds (default 60, at most a day)
+* ``LLM_TIMEOUT``   -- read timeout in seconds (default 60, at least 0.1, at most a day)
 * ``LLM_PROVIDER``  -- a preset from :data:`PROVIDERS`: ``siliconflow`` (default), ``deepseek``,
                        ``openai``, ``openrouter``, ``groq`` (hosted, with a key); ``ollama``,
                        ``lmstudio``, ``vllm`` (a model server on this machine, no key needed);
@@ -44,6 +44,7 @@ from dotenv.parser import parse_stream
 
 __all__ = [
     "MAX_TIMEOUT",
+    "MIN_TIMEOUT",
     "PROVIDERS",
     "ConfigError",
     "EnvLineProblem",
@@ -63,6 +64,8 @@ __all__ = [
 
 DEFAULT_TIMEOUT = 60.0
 MAX_TIMEOUT = 86400.0  # a day: larger values overflow the socket timers (1e10 raised OverflowError)
+# Less is a typo (1e-3 for 1e3?): no server answers that fast, every request would time out.
+MIN_TIMEOUT = 0.1
 # Values from .env.example and common tutorials that mean "no key yet".
 PLACEHOLDER_KEYS = {"your-api-key-here", "sk-xxx", "sk-...", "<your key>", "changeme"}
 CONNECT_TIMEOUT = 10.0
@@ -516,6 +519,11 @@ def _parse_timeout(text: str) -> float:
                 "例如 LLM_TIMEOUT=60。"
             )
         raise ConfigError(f"LLM_TIMEOUT={text!r} 不是正数：请写秒数，例如 LLM_TIMEOUT=60。")
+    if timeout < MIN_TIMEOUT:
+        raise ConfigError(
+            f"LLM_TIMEOUT={text!r} 太小：没有服务器能这么快回答，请写至少 {MIN_TIMEOUT:g} 秒，"
+            "例如 LLM_TIMEOUT=60。"
+        )
     return timeout
 
 

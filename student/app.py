@@ -16,7 +16,7 @@ environment variables, which win over `.env`:
     LLM_BASE_URL   default https://api.siliconflow.cn/v1
                    (DeepSeek: https://api.deepseek.com/v1, OpenAI: https://api.openai.com/v1)
     LLM_MODEL      default Qwen/Qwen2.5-7B-Instruct
-    LLM_TIMEOUT    seconds to wait for the next piece of the answer, default 60 (at most 3600)
+    LLM_TIMEOUT    seconds to wait for the next piece of the answer, default 60 (0.1 to 3600)
     LLM_PROVIDER   optional shortcut for LLM_BASE_URL and LLM_MODEL: siliconflow, deepseek,
                    openai, openrouter, groq; on your own computer: ollama, lmstudio, vllm;
                    local (the course's practice server, with LLM_BASE_URL)
@@ -66,6 +66,7 @@ PRESETS = {
     "local": Preset("", "Qwen/Qwen2.5-7B-Instruct", needs_key=False),
 }
 CONNECT_TIMEOUT = 10  # 等服务器接受连接的秒数
+MIN_TIMEOUT = 0.1  # LLM_TIMEOUT 的下限：没有服务器能更快地回答，每次都会超时
 MAX_TIMEOUT = 3600  # LLM_TIMEOUT 的上限（socket 没法等 1e10 秒）
 QUIT_COMMANDS = {"/quit", "/exit", "quit", "exit", "退出"}
 CLEAR_COMMANDS = {"/clear", "清空"}
@@ -185,15 +186,15 @@ def check_base_url(base_url: str) -> None:
 
 
 def read_timeout() -> float:
-    """LLM_TIMEOUT in seconds: more than 0, at most MAX_TIMEOUT (default 60)."""
+    """LLM_TIMEOUT in seconds, from MIN_TIMEOUT to MAX_TIMEOUT (default 60)."""
     text = os.getenv("LLM_TIMEOUT", "").strip() or "60"
     try:
         timeout = float(text)
     except ValueError:
         timeout = 0
-    if not 0 < timeout <= MAX_TIMEOUT:  # "nan" 和 "inf" 也过不了这一关
+    if not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:  # "nan" 和 "inf" 也过不了这一关
         raise ChatError(
-            f"LLM_TIMEOUT={text!r} 不对：请写大于 0、不超过 {MAX_TIMEOUT} 的秒数，"
+            f"LLM_TIMEOUT={text!r} 不对：请写 {MIN_TIMEOUT:g} 到 {MAX_TIMEOUT} 之间的秒数，"
             "例如 LLM_TIMEOUT=60。"
         )
     return timeout

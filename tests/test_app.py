@@ -282,8 +282,10 @@ def test_key_from_dotenv_file(tmp_path, server):
         ("LLM_TIMEOUT", "nan", "LLM_TIMEOUT"),
         ("LLM_TIMEOUT", "inf", "LLM_TIMEOUT"),
         ("LLM_TIMEOUT", "1e10", "LLM_TIMEOUT"),  # too big for a socket: OverflowError
-        ("LLM_TIMEOUT", "0", "大于 0"),  # a socket with timeout 0 never waits
-        ("LLM_TIMEOUT", "3601", "不超过 3600"),
+        ("LLM_TIMEOUT", "0", "0.1 到 3600"),  # a socket with timeout 0 never waits
+        ("LLM_TIMEOUT", "1e-300", "0.1 到 3600"),  # every request would time out
+        ("LLM_TIMEOUT", "0.09", "0.1 到 3600"),
+        ("LLM_TIMEOUT", "3601", "0.1 到 3600"),
         ("LLM_BASE_URL", "api.siliconflow.cn/v1", "不是网址"),
         ("LLM_BASE_URL", "http:///v1", "LLM_BASE_URL"),  # no host
         ("LLM_BASE_URL", "http://127.0.0.1:99999/v1", "LLM_BASE_URL"),  # port out of range

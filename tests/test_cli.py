@@ -203,6 +203,8 @@ CASES: dict[str, tuple[list[str], dict[str, str], Setup | None]] = {
         _env_file("LLM_PROVIDER=local\nLLM_API_KEY=fake-key-for-tests-000\n"),
     ),
     "doctor_bad_timeout": (["doctor"], {"LLM_TIMEOUT": "abc"}, None),
+    "doctor_tiny_timeout": (["doctor"], {"LLM_TIMEOUT": "1e-300"}, None),
+    "chat_tiny_timeout": (["chat", "你好"], {"LLM_TIMEOUT": "1e-300"}, None),
     "chat_local": (["chat", "你好"], {"LLM_PROVIDER": "local"}, None),
     "chat_unreachable": (["chat", "你好"], UNREACHABLE, None),
     "chat_bad_provider": (["chat", "你好"], {"LLM_PROVIDER": "nonsense"}, None),
@@ -321,8 +323,9 @@ def test_doctor_with_provider_local_and_a_key_checks_the_local_server(cli):
     assert "fake-key-for-tests-000" not in result.stdout + result.stderr
 
 
-def test_doctor_reports_a_bad_setting_in_one_line(cli):
-    result = cli["doctor_bad_timeout"]
+@pytest.mark.parametrize("case", ["doctor_bad_timeout", "doctor_tiny_timeout"])
+def test_doctor_reports_a_bad_setting_in_one_line(cli, case):
+    result = cli[case]
     assert result.returncode == 1
     bad = [line for line in result.stdout.splitlines() if "LLM_TIMEOUT" in line]
     assert len(bad) == 1 and bad[0].startswith("✗")
@@ -477,6 +480,7 @@ def test_chat_says_why_an_incomplete_answer_ended(cli, model, reason):
     ("case", "says"),
     [
         ("chat_timeout_overflow", "LLM_TIMEOUT"),
+        ("chat_tiny_timeout", "至少 0.1 秒"),
         ("chat_invalid_url", "LLM_BASE_URL"),
         ("chat_unbalanced_bracket", "方括号"),
         ("chat_full_width_colon", "全角"),

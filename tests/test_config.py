@@ -493,7 +493,7 @@ def test_bad_characters_in_the_key_are_named_in_one_line(tmp_path, bad, says):
     assert FAKE_KEY[-12:] not in repr(info.value)
 
 
-@pytest.mark.parametrize("value", ["1e10", "inf", "86401", "-inf"])
+@pytest.mark.parametrize("value", ["1e10", "inf", "86401", "-inf", "1e-300", "0.05", "0"])
 def test_absurd_timeouts_are_config_errors(tmp_path, monkeypatch, value):
     monkeypatch.setenv("LLM_TIMEOUT", value)
     with pytest.raises(ConfigError) as info:
@@ -524,6 +524,19 @@ def test_invalid_base_urls_are_config_errors(tmp_path, monkeypatch, url, says):
         load_settings(env_file=tmp_path / "none.env")
     text = assert_one_line(info.value)
     assert "LLM_BASE_URL" in text and says in text
+
+
+@pytest.mark.parametrize("value", ["1e-300", "0.099"])
+def test_a_timeout_too_short_for_any_server_says_the_minimum(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("LLM_TIMEOUT", value)
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=tmp_path / "none.env")
+    assert "太小" in assert_one_line(info.value) and "0.1 秒" in str(info.value)
+
+
+def test_the_shortest_timeout_is_accepted(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_TIMEOUT", "0.1")
+    assert load_settings(env_file=tmp_path / "none.env").timeout == 0.1
 
 
 def test_config_error_shows_one_line_in_ipython():
