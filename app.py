@@ -80,11 +80,13 @@ class ChatError(Exception):
     """A problem explained to the user in one or two lines (never a traceback).
 
     ``fatal`` means trying again with the same settings cannot help (a wrong key, a wrong URL).
+    ``too_long`` means what was sent may be too long: show_error says what to do about that.
     """
 
-    def __init__(self, message: str, *, fatal: bool = False) -> None:
+    def __init__(self, message: str, *, fatal: bool = False, too_long: bool = False) -> None:
         super().__init__(message)
         self.fatal = fatal
+        self.too_long = too_long
 
 
 @dataclass(frozen=True)
@@ -285,11 +287,12 @@ def provider_message(text: str) -> str:
 
 
 HTTP_HINTS = {
-    400: "请求内容有误：检查 messages 和 LLM_MODEL；若是对话太长，输入 /clear 清空。",
+    400: "请求内容有误：检查 messages 和 LLM_MODEL。",
     401: "API Key 不对：检查 .env 里的 LLM_API_KEY，以及它是否属于 LLM_BASE_URL 这家服务商。",
     402: "账户余额不足：请到服务商网站充值。",
     403: "密钥没有权限：检查账户余额、实名认证，以及这个模型是否已开通。",
     404: "网址或模型名不对：LLM_BASE_URL 应以 /v1 结尾，LLM_MODEL 要是这家服务商提供的模型。",
+    413: "请求体太大（对话太长或附带的内容太多），服务器不肯收。",
     429: "请求太频繁：稍等一会儿再试（免费账户每分钟能发的请求不多）。",
 }
 # 响应体说钱用完了（硅基流动 403、DeepSeek 402、OpenAI 429 insufficient_quota、
@@ -317,8 +320,11 @@ def http_error(response: requests.Response, config: Config) -> ChatError:
     hint = NO_MONEY_HINT if no_money else HTTP_HINTS.get(status, "")
     if not hint and status >= 500:
         hint = "服务商那边出错了：稍后再试。"
+    too_long = status in (400, 413)  # 也许是发送的内容太长
+    if too_long and re.search(r"context.length|too long", message, re.IGNORECASE):
+        hint = "发送的内容超过了模型的上下文长度（它一次能读的 token 数）。"
     fatal = status in (401, 402, 403, 404) or no_money
-    return ChatError(f"HTTP {status}：{message}\n{hint}".strip(), fatal=fatal)
+    return ChatError(f"HTTP {status}：{message}\n{hint}".strip(), fatal=fatal, too_long=too_long)
 
 
 def request_error(error: requests.RequestException, config: Config) -> ChatError:
@@ -693,6 +699,17 @@ def print_usage(reply: Reply) -> None:
         print("[用量] 服务器没有告诉我们用了多少 token")
 
 
+# 发送的内容太长时怎么办：多轮对话可以清空历史，单个问题只能缩短它。
+TOO_LONG_ONCE = "若是问题太长，请缩短后再问。"
+TOO_LONG_CHAT = "若是对话太长，输入 /clear 清空后再问。"
+
+
+def show_error(error: ChatError, *, conversation: bool) -> None:
+    """Print the error on stderr, with the advice for a request too long that fits the mode."""
+    advice = (TOO_LONG_CHAT if conversation else TOO_LONG_ONCE) if error.too_long else ""
+    print(f"错误：{error}{advice}", file=sys.stderr)
+
+
 def ask_once(config: Config, question: str) -> int:
     """One question, one answer: the exit status is 0, or 130 after Ctrl-C."""
     reply = stream_reply(config, [{"role": "user", "content": question}])
@@ -722,7 +739,7 @@ def chat_loop(config: Config) -> int:
         try:
             reply = stream_reply(config, messages)
         except ChatError as error:
-            print(f"错误：{error}", file=sys.stderr)
+            show_error(error, conversation=True)
             messages.pop()  # 忘掉失败的问题，可以直接再问一次
             if error.fatal:
                 return 1
@@ -747,8 +764,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.question:
             return ask_once(config, " ".join(args.question))
         return chat_loop(config)
-    except ChatError as error:
-        print(f"错误：{error}", file=sys.stderr)
+    except ChatError as error:  # 多轮对话自己处理它的错误：这里只有单个问题和设置的错误
+        show_error(error, conversation=False)
         return 1
     except NotImplementedError as error:  # 学生版：TODO 还没完成
         print(f"app.py 还没写完：{error}", file=sys.stderr)

@@ -367,10 +367,13 @@ def test_broken_streams_keep_the_partial_text_and_fail_clearly(server, model, sa
         ("fault-html-200", "Content-Type: text/html"),
         ("fault-502-html", "HTTP 502：一个网页「502 Bad Gateway」"),
         ("fault-413", "413 Request Entity Too Large"),
+        ("fault-413", "请求体太大"),
+        ("fault-413", "若是问题太长，请缩短后再问。"),
         ("fault-429", "HTTP 429"),
         ("fault-500", "HTTP 500"),
         ("fault-403", "HTTP 403"),
-        ("fault-context-too-long", "/clear"),
+        ("fault-context-too-long", "若是问题太长，请缩短后再问。"),
+        ("fault-400", "若是问题太长"),
     ],
 )
 def test_answers_that_are_not_a_stream_fail_clearly(server, model, says):
@@ -378,7 +381,26 @@ def test_answers_that_are_not_a_stream_fail_clearly(server, model, says):
     result = run_app(["你好"], app_env(server, model))
     assert_clean_failure(result)
     assert says in result.stderr
+    assert "/clear" not in result.stderr  # there is no conversation to clear
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("model", "status", "hint"),
+    [
+        ("fault-context-too-long", 400, "超过了模型的上下文长度"),
+        ("fault-413", 413, "请求体太大"),
+        ("fault-400", 400, "请求内容有误"),
+    ],
+)
+def test_in_a_conversation_a_request_too_long_says_to_clear_it(server, model, status, hint):
+    needs_model(model)
+    result = run_app([], app_env(server, model), stdin="你好\n/quit\n")
+    assert result.returncode == 0, result.stderr
+    errors = error_lines(result)
+    assert len(errors) == 2 and errors[0].startswith(f"错误：HTTP {status}："), result.stderr
+    assert hint in errors[1]
+    assert errors[1].endswith("若是对话太长，输入 /clear 清空后再问。")
 
 
 @pytest.mark.parametrize(
