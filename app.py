@@ -221,6 +221,11 @@ def load_config() -> Config:
         raise ChatError(
             "LLM_API_KEY 里有空格或中文字符：请在 .env 里只粘贴密钥本身（不加中文引号和注释）。"
         )
+    if any(char.isspace() or not char.isprintable() for char in model):  # 例如一个换行
+        raise ChatError(
+            f"LLM_MODEL={model!r} 里有空格、换行或看不见的字符："
+            f"模型名是连在一起的一个词，例如 {PRESETS['siliconflow'].model}。"
+        )
     check_base_url(base_url)
     return Config(api_key, base_url, model, read_timeout())
 

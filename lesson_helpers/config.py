@@ -57,6 +57,7 @@ __all__ = [
     "key_problem",
     "load_settings",
     "mask_key",
+    "model_problem",
     "project_root",
     "read_env_text",
     "relative_to_project",
@@ -505,6 +506,19 @@ def base_url_problem(base_url: str) -> str:
     return ""
 
 
+def model_problem(model: str, name: str = "LLM_MODEL") -> str:
+    """What is wrong with the characters of a model name (a newline, a space...), as one line
+    with the fix; "" when nothing is. ``name`` says where it came from (``--model``)."""
+    for position, ch in enumerate(model, 1):
+        if ch.isspace() or not ch.isprintable():
+            kind = "空格或换行" if ch.isspace() else "看不见的控制字符"
+            return (
+                f"{name}={model[:80]!r} 里有{kind}（U+{ord(ch):04X}，第 {position} 个字符）："
+                "模型名是连在一起的一个词，例如 Qwen/Qwen2.5-7B-Instruct，请改正后再试。"
+            )
+    return ""
+
+
 def _parse_timeout(text: str) -> float:
     if not text:
         return DEFAULT_TIMEOUT
@@ -562,10 +576,14 @@ def load_settings(env_file: str | os.PathLike[str] | None = None) -> Settings:
     problem = base_url_problem(base_url) if base_url else ""
     if problem:
         raise ConfigError(problem + _decoded_as(encoding, base_url))
+    model = _pick(values, "LLM_MODEL") or provider.model
+    problem = model_problem(model)
+    if problem:
+        raise ConfigError(problem)
     return Settings(
         api_key=Secret(key),
         base_url=base_url,
-        model=_pick(values, "LLM_MODEL") or provider.model,
+        model=model,
         timeout=_parse_timeout(_pick(values, "LLM_TIMEOUT")),
         provider=provider_name,
         env_file=path,

@@ -296,6 +296,9 @@ def test_key_from_dotenv_file(tmp_path, server):
         ("LLM_BASE_URL", "http://127.0.0.1 :8000/v1", "空格"),
         ("LLM_BASE_URL", "http://api..siliconflow.cn/v1", "不是网址"),  # LocationParseError
         ("LLM_BASE_URL", "HTTP://[::1]:0/v1", "不是网址"),
+        ("LLM_MODEL", "a\nb", "LLM_MODEL='a\\nb'"),  # shown with repr, on one line
+        ("LLM_MODEL", "Qwen/Qwen2.5 7B", "空格"),
+        ("LLM_MODEL", "qwen\u200b", "看不见的字符"),
         ("LLM_API_KEY", "fake key", "空格"),
         ("LLM_API_KEY", "“fake-key”", "中文"),
     ],

@@ -204,6 +204,18 @@ CASES: dict[str, tuple[list[str], dict[str, str], Setup | None]] = {
     ),
     "doctor_bad_timeout": (["doctor"], {"LLM_TIMEOUT": "abc"}, None),
     "doctor_tiny_timeout": (["doctor"], {"LLM_TIMEOUT": "1e-300"}, None),
+    "chat_model_with_newline": (["chat", "你好"], {**UNREACHABLE, "LLM_MODEL": "a\nb"}, None),
+    "chat_local_model_with_newline": (
+        ["chat", "你好"],
+        {"LLM_PROVIDER": "local", "LLM_MODEL": "a\nb"},
+        None,
+    ),
+    "chat_option_model_with_newline": (
+        ["chat", "--model", "a\nb", "你好"],
+        {"LLM_PROVIDER": "local"},
+        None,
+    ),
+    "doctor_model_with_newline": (["doctor"], {"LLM_MODEL": "a\nb"}, None),
     "chat_tiny_timeout": (["chat", "你好"], {"LLM_TIMEOUT": "1e-300"}, None),
     "chat_local": (["chat", "你好"], {"LLM_PROVIDER": "local"}, None),
     "chat_unreachable": (["chat", "你好"], UNREACHABLE, None),
@@ -323,12 +335,26 @@ def test_doctor_with_provider_local_and_a_key_checks_the_local_server(cli):
     assert "fake-key-for-tests-000" not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("case", ["doctor_bad_timeout", "doctor_tiny_timeout"])
-def test_doctor_reports_a_bad_setting_in_one_line(cli, case):
+@pytest.mark.parametrize(
+    ("case", "name"),
+    [
+        ("doctor_bad_timeout", "LLM_TIMEOUT"),
+        ("doctor_tiny_timeout", "LLM_TIMEOUT"),
+        ("doctor_model_with_newline", "LLM_MODEL"),
+    ],
+)
+def test_doctor_reports_a_bad_setting_in_one_line(cli, case, name):
     result = cli[case]
     assert result.returncode == 1
-    bad = [line for line in result.stdout.splitlines() if "LLM_TIMEOUT" in line]
+    bad = [line for line in result.stdout.splitlines() if name in line]
     assert len(bad) == 1 and bad[0].startswith("✗")
+
+
+def test_chat_refuses_a_model_option_with_a_newline_in_one_line(cli):
+    result = cli["chat_option_model_with_newline"]
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--model='a\\nb'" in lines[0], result.stderr
 
 
 def test_chat_streams_the_answer_from_the_local_server(cli):
@@ -481,6 +507,8 @@ def test_chat_says_why_an_incomplete_answer_ended(cli, model, reason):
     [
         ("chat_timeout_overflow", "LLM_TIMEOUT"),
         ("chat_tiny_timeout", "至少 0.1 秒"),
+        ("chat_model_with_newline", "LLM_MODEL='a\\nb'"),
+        ("chat_local_model_with_newline", "LLM_MODEL='a\\nb'"),
         ("chat_invalid_url", "LLM_BASE_URL"),
         ("chat_unbalanced_bracket", "方括号"),
         ("chat_full_width_colon", "全角"),

@@ -807,6 +807,13 @@ def test_an_absurd_timeout_is_one_line_not_overflow_error(server, timeout):
         list(client.stream(HELLO))
 
 
+def test_a_model_name_with_a_newline_is_one_line(server):
+    client = ChatClient(make_settings(server.base_url, server.api_key, model="a\nb"))
+    with pytest.raises(LLMError) as info:
+        client.chat(HELLO)
+    assert "LLM_MODEL='a\\nb'" in assert_one_line(info.value)
+
+
 def test_a_socks_proxy_without_pysocks_is_one_line(monkeypatch):
     pytest.importorskip("requests")
     try:

@@ -631,3 +631,24 @@ def test_an_unreadable_line_the_environment_overrides_is_only_listed(tmp_path, m
     settings = load_settings(env_file=env)
     assert settings.model == "from-the-environment" and settings.timeout == 5
     assert len(settings.env_problems) == 1 and "LLM_MODEL" in settings.env_problems[0]
+
+
+@pytest.mark.parametrize(
+    ("model", "says"),
+    [
+        ("a\nb", "换行"),  # LLM_MODEL=$'a\nb': the "请求将发往…，模型 a" line would break in two
+        ("Qwen/Qwen2.5 7B", "空格"),
+        ("Qwen/Qwen2.5\u30007B", "空格"),  # a full-width space
+        ("qwen2.5\u200b", "控制字符"),  # zero-width space, pasted from the web
+        ("qwen\x1b[2J", "控制字符"),
+    ],
+)
+def test_a_model_name_with_whitespace_or_control_characters_is_one_line(
+    tmp_path, monkeypatch, model, says
+):
+    monkeypatch.setenv("LLM_MODEL", model)
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=tmp_path / "none.env")
+    text = assert_one_line(info.value)
+    assert text.startswith(f"LLM_MODEL={model!r} ") and says in text
+    assert text.isprintable()
