@@ -12,7 +12,7 @@ environment variables, which win over `.env`:
     LLM_BASE_URL   default https://api.siliconflow.cn/v1
                    (DeepSeek: https://api.deepseek.com/v1, OpenAI: https://api.openai.com/v1)
     LLM_MODEL      default Qwen/Qwen2.5-7B-Instruct
-    LLM_TIMEOUT    seconds to wait for the next piece of the answer, default 60 (at most 3600)
+    LLM_TIMEOUT    seconds to wait for the next piece of the answer, default 60 (0.1 to 3600)
     LLM_PROVIDER   optional shortcut for LLM_BASE_URL and LLM_MODEL: siliconflow, deepseek,
                    openai, openrouter, groq; on your own computer: ollama, lmstudio, vllm;
                    local (the course's practice server, with LLM_BASE_URL)
@@ -23,6 +23,7 @@ Only two libraries: requests (HTTP) and python-dotenv (reads `.env`).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -32,7 +33,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
+from dotenv.parser import parse_stream
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ PRESETS = {
     "local": Preset("", "Qwen/Qwen2.5-7B-Instruct", needs_key=False),
 }
 CONNECT_TIMEOUT = 10  # 等服务器接受连接的秒数
+MIN_TIMEOUT = 0.1  # LLM_TIMEOUT 的下限：没有服务器能更快地回答，每次都会超时
 MAX_TIMEOUT = 3600  # LLM_TIMEOUT 的上限（socket 没法等 1e10 秒）
 QUIT_COMMANDS = {"/quit", "/exit", "quit", "exit", "退出"}
 CLEAR_COMMANDS = {"/clear", "清空"}
@@ -77,11 +80,13 @@ class ChatError(Exception):
     """A problem explained to the user in one or two lines (never a traceback).
 
     ``fatal`` means trying again with the same settings cannot help (a wrong key, a wrong URL).
+    ``too_long`` means what was sent may be too long: show_error says what to do about that.
     """
 
-    def __init__(self, message: str, *, fatal: bool = False) -> None:
+    def __init__(self, message: str, *, fatal: bool = False, too_long: bool = False) -> None:
         super().__init__(message)
         self.fatal = fatal
+        self.too_long = too_long
 
 
 @dataclass(frozen=True)
@@ -108,39 +113,86 @@ class Reply:
     interrupted: bool = False  # 用户按了 Ctrl-C 时为 True
 
 
+def dotenv_problem(text: str) -> tuple[str, str]:
+    """(variable name, what is wrong) for a line of `.env` that python-dotenv cannot read."""
+    start = re.match(r"(?:export\s+)?(['\"]?)([A-Za-z_]\w*)(\s*=\s*)?", text)
+    if start is None:
+        return "", "不是「名字=值」的写法：应当形如 LLM_MODEL=Qwen/Qwen2.5-7B-Instruct"
+    key_quote, name, equals = start.groups()
+    value = text[start.end() :].split("\n")[0]
+    quote = value[:1]
+    if key_quote:
+        return name, f"的名字前面多了一个 {key_quote}：请删掉它"
+    if not equals:
+        return name, "不是「名字=值」的写法：名字里不能有空格，名字和值之间用等号（=）"
+    if quote in ("'", '"') and not re.match(rf"{quote}(\\.|[^{quote}\\])*{quote}", value):
+        return name, f"的引号没有闭合：请在值的末尾补上 {quote}，或删掉开头的 {quote}"
+    if quote in ("'", '"'):
+        return name, "在引号后面还有别的内容：整个值都要放在引号里（引号后面只能写 # 开头的注释）"
+    return name, "python-dotenv 读不懂：请检查这一行的引号和等号"
+
+
 def read_dotenv() -> None:
-    """Copy `.env` into os.environ (variables already set win), or say why it cannot be read."""
+    """Copy `.env` into os.environ (variables already set win), or say why it cannot be read.
+
+    A line python-dotenv cannot read (a quote that never closes...) is an error when it sets
+    one of our LLM_ variables; other such lines (for other programs) are skipped.
+    """
+    path = find_dotenv()  # 在 app.py 所在的文件夹里找，找不到就往上一层找……
+    if not path:
+        return
     try:
-        load_dotenv()
+        with open(path, encoding="utf-8-sig") as file:  # -sig：开头有 BOM 也没关系
+            text = file.read()
     except UnicodeDecodeError:  # 存成了 GBK（记事本的“ANSI”）或 UTF-16（PowerShell 的 echo）
-        raise ChatError(".env 不是 UTF-8 编码：请用编辑器把它另存为 UTF-8（无 BOM）。") from None
+        raise ChatError(".env 不是 UTF-8 编码：请用编辑器把它另存为 UTF-8。") from None
     except OSError as error:  # 例如没有读取权限
         raise ChatError(f".env 读不出来（{error.strerror}）：检查这个文件的权限。") from None
+    readable, start = [], 0  # 读得懂的行；下一段从 text 的第几个字符开始
+    for binding in parse_stream(io.StringIO(text)):
+        piece = binding.original.string  # 一行（前面也许有空行），有时是几行
+        if not binding.error:
+            readable.append(piece)
+        else:  # 读不懂：python-dotenv 会打印一句英文警告，然后跳过它
+            name, problem = dotenv_problem(piece.lstrip())
+            if name.startswith("LLM_") and name not in os.environ:  # 我们要用的设置：不能跳过
+                blank = len(piece) - len(piece.lstrip())  # 前面那些空行
+                number = text.count("\n", 0, start + blank) + 1
+                raise ChatError(f".env 第 {number} 行（{name}）{problem}。")
+        start += len(piece)
+    load_dotenv(stream=io.StringIO("".join(readable)))  # 环境变量里已经有的，不会被覆盖
 
 
 def check_base_url(base_url: str) -> None:
     """Raise ChatError unless ``base_url`` is a web address requests can send to."""
-    parts = urlsplit(base_url)
-    try:
-        port_ok = parts.port != 0  # 端口是 "abc" 或 99999 时，.port 会抛出 ValueError
-    except ValueError:
-        port_ok = False
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+    example = "应当形如 https://api.siliconflow.cn/v1"
+    if not base_url.isascii() or any(char.isspace() for char in base_url):
+        # 例如中文输入法打出的全角冒号“：”：urlsplit 会抛出 ValueError，requests 也发不出去
         raise ChatError(
-            f"LLM_BASE_URL={base_url!r} 不是网址：应当形如 https://api.siliconflow.cn/v1"
+            f"LLM_BASE_URL={base_url!r} 里有空格或全角字符：请用英文输入法重新输入，{example}"
         )
+    try:
+        parts = urlsplit(base_url)  # 方括号不配对（"http://[::1/v1"）时抛出 ValueError
+        # 端口是 "abc" 或 99999 时，.port 也会抛出 ValueError
+        scheme, host, port = parts.scheme, parts.hostname or "", parts.port
+    except ValueError:
+        scheme, host, port = "", "", None
+    # 主机名里用点隔开的每一段都不能是空的（"api..com"）：requests 底下的 urllib3 会抛出异常
+    host_ok = all(0 < len(label) <= 63 for label in host.removesuffix(".").split("."))
+    if scheme not in ("http", "https") or not host_ok or port == 0:
+        raise ChatError(f"LLM_BASE_URL={base_url!r} 不是网址：{example}")
 
 
 def read_timeout() -> float:
-    """LLM_TIMEOUT in seconds: more than 0, at most MAX_TIMEOUT (default 60)."""
+    """LLM_TIMEOUT in seconds, from MIN_TIMEOUT to MAX_TIMEOUT (default 60)."""
     text = os.getenv("LLM_TIMEOUT", "").strip() or "60"
     try:
         timeout = float(text)
     except ValueError:
         timeout = 0
-    if not 0 < timeout <= MAX_TIMEOUT:  # "nan" 和 "inf" 也过不了这一关
+    if not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:  # "nan" 和 "inf" 也过不了这一关
         raise ChatError(
-            f"LLM_TIMEOUT={text!r} 不对：请写大于 0、不超过 {MAX_TIMEOUT} 的秒数，"
+            f"LLM_TIMEOUT={text!r} 不对：请写 {MIN_TIMEOUT:g} 到 {MAX_TIMEOUT} 之间的秒数，"
             "例如 LLM_TIMEOUT=60。"
         )
     return timeout
@@ -168,6 +220,11 @@ def load_config() -> Config:
     if not (api_key.isascii() and api_key.isprintable()) or " " in api_key:
         raise ChatError(
             "LLM_API_KEY 里有空格或中文字符：请在 .env 里只粘贴密钥本身（不加中文引号和注释）。"
+        )
+    if any(char.isspace() or not char.isprintable() for char in model):  # 例如一个换行
+        raise ChatError(
+            f"LLM_MODEL={model!r} 里有空格、换行或看不见的字符："
+            f"模型名是连在一起的一个词，例如 {PRESETS['siliconflow'].model}。"
         )
     check_base_url(base_url)
     return Config(api_key, base_url, model, read_timeout())
@@ -235,11 +292,12 @@ def provider_message(text: str) -> str:
 
 
 HTTP_HINTS = {
-    400: "请求内容有误：检查 messages 和 LLM_MODEL；若是对话太长，输入 /clear 清空。",
+    400: "请求内容有误：检查 messages 和 LLM_MODEL。",
     401: "API Key 不对：检查 .env 里的 LLM_API_KEY，以及它是否属于 LLM_BASE_URL 这家服务商。",
     402: "账户余额不足：请到服务商网站充值。",
     403: "密钥没有权限：检查账户余额、实名认证，以及这个模型是否已开通。",
     404: "网址或模型名不对：LLM_BASE_URL 应以 /v1 结尾，LLM_MODEL 要是这家服务商提供的模型。",
+    413: "请求体太大（对话太长或附带的内容太多），服务器不肯收。",
     429: "请求太频繁：稍等一会儿再试（免费账户每分钟能发的请求不多）。",
 }
 # 响应体说钱用完了（硅基流动 403、DeepSeek 402、OpenAI 429 insufficient_quota、
@@ -267,8 +325,11 @@ def http_error(response: requests.Response, config: Config) -> ChatError:
     hint = NO_MONEY_HINT if no_money else HTTP_HINTS.get(status, "")
     if not hint and status >= 500:
         hint = "服务商那边出错了：稍后再试。"
+    too_long = status in (400, 413)  # 也许是发送的内容太长
+    if too_long and re.search(r"context.length|too long", message, re.IGNORECASE):
+        hint = "发送的内容超过了模型的上下文长度（它一次能读的 token 数）。"
     fatal = status in (401, 402, 403, 404) or no_money
-    return ChatError(f"HTTP {status}：{message}\n{hint}".strip(), fatal=fatal)
+    return ChatError(f"HTTP {status}：{message}\n{hint}".strip(), fatal=fatal, too_long=too_long)
 
 
 def request_error(error: requests.RequestException, config: Config) -> ChatError:
@@ -643,6 +704,17 @@ def print_usage(reply: Reply) -> None:
         print("[用量] 服务器没有告诉我们用了多少 token")
 
 
+# 发送的内容太长时怎么办：多轮对话可以清空历史，单个问题只能缩短它。
+TOO_LONG_ONCE = "若是问题太长，请缩短后再问。"
+TOO_LONG_CHAT = "若是对话太长，输入 /clear 清空后再问。"
+
+
+def show_error(error: ChatError, *, conversation: bool) -> None:
+    """Print the error on stderr, with the advice for a request too long that fits the mode."""
+    advice = (TOO_LONG_CHAT if conversation else TOO_LONG_ONCE) if error.too_long else ""
+    print(f"错误：{error}{advice}", file=sys.stderr)
+
+
 def ask_once(config: Config, question: str) -> int:
     """One question, one answer: the exit status is 0, or 130 after Ctrl-C."""
     reply = stream_reply(config, [{"role": "user", "content": question}])
@@ -672,7 +744,7 @@ def chat_loop(config: Config) -> int:
         try:
             reply = stream_reply(config, messages)
         except ChatError as error:
-            print(f"错误：{error}", file=sys.stderr)
+            show_error(error, conversation=True)
             messages.pop()  # 忘掉失败的问题，可以直接再问一次
             if error.fatal:
                 return 1
@@ -697,8 +769,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.question:
             return ask_once(config, " ".join(args.question))
         return chat_loop(config)
-    except ChatError as error:
-        print(f"错误：{error}", file=sys.stderr)
+    except ChatError as error:  # 多轮对话自己处理它的错误：这里只有单个问题和设置的错误
+        show_error(error, conversation=False)
         return 1
     except NotImplementedError as error:  # 学生版：TODO 还没完成
         print(f"app.py 还没写完：{error}", file=sys.stderr)

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import NoReturn
 
 from .chunks import ChatResult
-from .config import ConfigError, Secret
+from .config import ConfigError, Secret, model_problem
 from .errors import LLMError, StreamRedactor, finish_note
 
 USAGE_EXAMPLES = """例子:
@@ -76,6 +76,13 @@ def _speed(text: str) -> float:
         MAX_REPLAY_SPEED,
         f"回放速度要写 0 到 {MAX_REPLAY_SPEED:g} 之间的数（1 = 原速，2 = 两倍速，0 = 不等待）",
     )
+
+
+def _model(text: str) -> str:
+    problem = model_problem(text.strip(), "--model")
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text.strip()
 
 
 def _param(text: str) -> tuple[str, object]:
@@ -308,13 +315,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("doctor", help="check Python, packages, .env, the key and the provider")
     chat = sub.add_parser("chat", help="ask one question and stream the answer")
     chat.add_argument("question", nargs="*")
-    chat.add_argument("--model", default=None)
+    chat.add_argument("--model", type=_model, default=None)
     rec = sub.add_parser(
         "record", help="ask one question and record the provider's response (no key in it)"
     )
     rec.add_argument("question", nargs="*")
     rec.add_argument("--out", required=True, metavar="FILE", help="the recording (.jsonl)")
-    rec.add_argument("--model", default=None, help="model (default: LLM_MODEL or the preset's)")
+    rec.add_argument(
+        "--model", type=_model, default=None, help="model (default: LLM_MODEL or the preset's)"
+    )
     rec.add_argument("--system", default=None, help="a system prompt")
     rec.add_argument(
         "--api", choices=["chat", "responses", "messages"], default="chat", help="which API"

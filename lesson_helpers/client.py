@@ -56,7 +56,15 @@ from .chunks import (
     completion_to_chunk,
     from_completion,
 )
-from .config import MAX_TIMEOUT, Secret, Settings, base_url_problem, key_problem
+from .config import (
+    MAX_TIMEOUT,
+    MIN_TIMEOUT,
+    Secret,
+    Settings,
+    base_url_problem,
+    key_problem,
+    model_problem,
+)
 from .errors import (
     MALFORMED_HINT,
     ConnectError,
@@ -568,12 +576,13 @@ class ChatClient:
             ("LLM_TIMEOUT", settings.timeout),
             ("连接超时", settings.connect_timeout),
         ):
-            if not 0 < value <= MAX_TIMEOUT:
+            if not MIN_TIMEOUT <= value <= MAX_TIMEOUT:
                 return LLMError(
-                    f"{name}={value!r} 不能用：超时要写大于 0、不超过 {MAX_TIMEOUT:g} 秒的数",
+                    f"{name}={value!r} 不能用："
+                    f"超时要写 {MIN_TIMEOUT:g} 到 {MAX_TIMEOUT:g} 秒之间的数",
                     hint="例如 LLM_TIMEOUT=60。",
                 )
-        problem = key_problem(settings.api_key.reveal())
+        problem = key_problem(settings.api_key.reveal()) or model_problem(settings.model)
         if problem:
             return LLMError(problem, hint=fix)
         problem = proxy_problem(settings.base_url)

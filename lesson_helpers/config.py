@@ -6,7 +6,7 @@ Variables (real environment variables always win over `.env`):
                        unless ``LLM_PROVIDER`` names another provider
 * ``LLM_BASE_URL``  -- else the provider's preset
 * ``LLM_MODEL``     -- else the provider's default model
-* ``LLM_TIMEOUT``   -- read timeout in seconds (default 60, at most a day)
+* ``LLM_TIMEOUT``   -- read timeout in seconds (default 60, at least 0.1, at most a day)
 * ``LLM_PROVIDER``  -- a preset from :data:`PROVIDERS`: ``siliconflow`` (default), ``deepseek``,
                        ``openai``, ``openrouter``, ``groq`` (hosted, with a key); ``ollama``,
                        ``lmstudio``, ``vllm`` (a model server on this machine, no key needed);
@@ -18,6 +18,11 @@ only the current folder counts. It may be saved as UTF-8 (with or without BOM), 
 (PowerShell 5's ``echo … > .env``) or GBK (Notepad's "ANSI" on Chinese Windows):
 :attr:`Settings.env_encoding` says which one was read.
 
+A line python-dotenv cannot read (say, a quote that never closes) is a :class:`ConfigError`
+naming the line when it sets an ``LLM_*``/``OPENAI_*`` variable that the environment does not
+set already (rather than silently going on without that setting); other such lines are skipped
+and listed in :attr:`Settings.env_problems`, which doctor shows.
+
 Every problem is a :class:`ConfigError` whose message is one line with the fix; it never
 contains the key.
 """
@@ -28,25 +33,31 @@ import codecs
 import io
 import math
 import os
+import re
 import unicodedata
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 __all__ = [
     "MAX_TIMEOUT",
+    "MIN_TIMEOUT",
     "PROVIDERS",
     "ConfigError",
+    "EnvLineProblem",
     "Provider",
     "Secret",
     "Settings",
     "base_url_problem",
+    "env_line_problems",
     "find_env_file",
     "key_problem",
     "load_settings",
     "mask_key",
+    "model_problem",
     "project_root",
     "read_env_text",
     "relative_to_project",
@@ -54,6 +65,8 @@ __all__ = [
 
 DEFAULT_TIMEOUT = 60.0
 MAX_TIMEOUT = 86400.0  # a day: larger values overflow the socket timers (1e10 raised OverflowError)
+# Less is a typo (1e-3 for 1e3?): no server answers that fast, every request would time out.
+MIN_TIMEOUT = 0.1
 # Values from .env.example and common tutorials that mean "no key yet".
 PLACEHOLDER_KEYS = {"your-api-key-here", "sk-xxx", "sk-...", "<your key>", "changeme"}
 CONNECT_TIMEOUT = 10.0
@@ -202,6 +215,8 @@ class Settings:
     provider: str = "siliconflow"
     env_file: str | None = field(default=None, compare=False)
     env_encoding: str | None = field(default=None, compare=False)  # how that file was decoded
+    # lines of that file that could not be read and were skipped: one line each, no full stop
+    env_problems: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def has_key(self) -> bool:
@@ -322,10 +337,74 @@ def relative_to_project(path: str | os.PathLike[str]) -> str:
     return absolute.name
 
 
+@dataclass(frozen=True)
+class EnvLineProblem:
+    """A line of a `.env` file that python-dotenv cannot read."""
+
+    line: int  # where the line starts, counting from 1
+    name: str  # the LLM_*/OPENAI_* variable it sets, else "" (never shown: it might be a key)
+    problem: str  # what is wrong with it and how to fix it
+
+    def message(self, shown: str) -> str:
+        """One line: ``.env 第 3 行（LLM_API_KEY）的引号没有闭合：…`` (no full stop)."""
+        which = f"（{self.name}）" if self.name else ""
+        return f"{shown} 第 {self.line} 行{which}{self.problem}"
+
+
+# what a line starts with: an optional "export ", an optional quote, the variable's name
+_ENV_LINE_START = re.compile(r"(?:export\s+)?(['\"]?)([A-Za-z_][A-Za-z0-9_]*)(\s*=\s*)?")
+_KIT_PREFIXES = ("LLM_", "OPENAI_")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _describe_env_error(text: str) -> tuple[str, str]:
+    """(name, what is wrong) for the text of a binding python-dotenv reported as an error."""
+    first = text.splitlines()[0] if text else ""
+    start = _ENV_LINE_START.match(first)
+    if start is None:
+        return "", "不是「名字=值」的写法：应当形如 LLM_MODEL=Qwen/Qwen2.5-7B-Instruct"
+    key_quote, name, equals = start.groups()
+    name = name if name.startswith(_KIT_PREFIXES) else ""
+    if key_quote:
+        return name, f"的名字前面多了一个 {key_quote}：请删掉它"
+    if not equals:
+        return name, (
+            "不是「名字=值」的写法：名字里不能有空格，名字和值之间用等号（=），"
+            "例如 LLM_MODEL=Qwen/Qwen2.5-7B-Instruct"
+        )
+    value = first[start.end() :]
+    quote = value[:1]
+    if quote in ("'", '"') and not re.match(rf"{quote}(?:\\.|[^{quote}\\])*{quote}", value):
+        return name, f"的引号没有闭合：请在值的末尾补上 {quote}，或删掉开头的 {quote}"
+    if quote in ("'", '"'):
+        return name, "在引号后面还有别的内容：整个值都要放在引号里（引号后面只能写 # 开头的注释）"
+    return name, "python-dotenv 读不懂：请检查这一行的引号和等号"
+
+
+def env_line_problems(text: str) -> tuple[str, list[EnvLineProblem]]:
+    """The text of a `.env` without the lines python-dotenv cannot read, and those lines."""
+    text = text.removeprefix("\ufeff")  # python-dotenv drops it too
+    kept: list[str] = []
+    problems: list[EnvLineProblem] = []
+    offset = 0  # where the binding starts in text
+    for binding in parse_stream(io.StringIO(text)):
+        original = binding.original.string
+        if binding.error:
+            start = offset + len(original) - len(original.lstrip())  # after the blank lines
+            line = 1 + len(_LINE_BREAK.findall(text, 0, start))
+            name, problem = _describe_env_error(original.lstrip())
+            problems.append(EnvLineProblem(line, name, problem))
+        else:
+            kept.append(original)
+        offset += len(original)
+    return "".join(kept), problems
+
+
 def _read_env(
     env_file: str | os.PathLike[str] | None,
-) -> tuple[dict[str, str], str | None, str | None]:
-    """Environment variables over `.env` values (python-dotenv, never overriding the env)."""
+) -> tuple[dict[str, str], str | None, str | None, tuple[str, ...]]:
+    """Environment variables over `.env` values (python-dotenv, never overriding the env),
+    and the lines of `.env` that were skipped."""
     path: Path | None
     if env_file is None:
         path = find_env_file()
@@ -333,12 +412,19 @@ def _read_env(
         path = Path(env_file) if Path(env_file).is_file() else None
     values: dict[str, str] = {}
     encoding = None
+    skipped: list[str] = []
     if path is not None:
         text, encoding = read_env_text(path)
+        text, problems = env_line_problems(text)  # else python-dotenv logs English warnings
+        shown = relative_to_project(path)
+        for problem in problems:
+            if problem.name and problem.name not in os.environ:  # a setting the kit would use
+                raise ConfigError(problem.message(shown) + "。")
+            skipped.append(problem.message(shown))
         parsed = dotenv_values(stream=io.StringIO(text))
         values = {k: v for k, v in parsed.items() if v is not None}
     values.update(os.environ)
-    return values, (str(path) if path is not None else None), encoding
+    return values, (str(path) if path is not None else None), encoding, tuple(skipped)
 
 
 def _pick(values: dict[str, str], *names: str) -> str:
@@ -396,15 +482,40 @@ def base_url_problem(base_url: str) -> str:
         return f"LLM_BASE_URL={base_url!r} 不是网址：{example}。"
     if any(ch.isspace() for ch in base_url) or not base_url.isascii():
         return f"LLM_BASE_URL={base_url!r} 里有空格或全角字符：请用英文输入法重新输入，{example}。"
-    parts = urllib.parse.urlsplit(base_url)
+    try:
+        parts = urllib.parse.urlsplit(base_url)
+    except ValueError:  # unbalanced brackets ("http://[::1/v1") or no IP address inside them
+        return (
+            f"LLM_BASE_URL={base_url!r} 里的方括号不对：方括号只用来括住 IPv6 地址，"
+            f"例如 http://[::1]:8000/v1；{example}。"
+        )
     try:
         port = parts.port
     except ValueError:
         port = -1
     if not parts.hostname:
         return f"LLM_BASE_URL={base_url!r} 里没有主机名：{example}。"
+    labels = parts.hostname.removesuffix(".").split(".")
+    if not all(0 < len(label) <= 63 for label in labels):  # urllib3 cannot connect to "a..b"
+        return (
+            f"LLM_BASE_URL={base_url!r} 的主机名不对：点和点之间不能是空的（例如 api..com），"
+            f"{example}。"
+        )
     if port is not None and not 0 < port < 65536:
         return f"LLM_BASE_URL={base_url!r} 的端口不对：端口是 1 到 65535 之间的数字，{example}。"
+    return ""
+
+
+def model_problem(model: str, name: str = "LLM_MODEL") -> str:
+    """What is wrong with the characters of a model name (a newline, a space...), as one line
+    with the fix; "" when nothing is. ``name`` says where it came from (``--model``)."""
+    for position, ch in enumerate(model, 1):
+        if ch.isspace() or not ch.isprintable():
+            kind = "空格或换行" if ch.isspace() else "看不见的控制字符"
+            return (
+                f"{name}={model[:80]!r} 里有{kind}（U+{ord(ch):04X}，第 {position} 个字符）："
+                "模型名是连在一起的一个词，例如 Qwen/Qwen2.5-7B-Instruct，请改正后再试。"
+            )
     return ""
 
 
@@ -422,6 +533,11 @@ def _parse_timeout(text: str) -> float:
                 "例如 LLM_TIMEOUT=60。"
             )
         raise ConfigError(f"LLM_TIMEOUT={text!r} 不是正数：请写秒数，例如 LLM_TIMEOUT=60。")
+    if timeout < MIN_TIMEOUT:
+        raise ConfigError(
+            f"LLM_TIMEOUT={text!r} 太小：没有服务器能这么快回答，请写至少 {MIN_TIMEOUT:g} 秒，"
+            "例如 LLM_TIMEOUT=60。"
+        )
     return timeout
 
 
@@ -436,7 +552,7 @@ def _decoded_as(encoding: str | None, value: str) -> str:
 
 def load_settings(env_file: str | os.PathLike[str] | None = None) -> Settings:
     """Read `.env` (see the module docstring for where it is looked for) and the environment."""
-    values, path, encoding = _read_env(env_file)
+    values, path, encoding, skipped = _read_env(env_file)
     provider_name = _pick(values, "LLM_PROVIDER").lower()
     key = _pick(values, "LLM_API_KEY")
     base_url = _pick(values, "LLM_BASE_URL")
@@ -460,12 +576,17 @@ def load_settings(env_file: str | os.PathLike[str] | None = None) -> Settings:
     problem = base_url_problem(base_url) if base_url else ""
     if problem:
         raise ConfigError(problem + _decoded_as(encoding, base_url))
+    model = _pick(values, "LLM_MODEL") or provider.model
+    problem = model_problem(model)
+    if problem:
+        raise ConfigError(problem)
     return Settings(
         api_key=Secret(key),
         base_url=base_url,
-        model=_pick(values, "LLM_MODEL") or provider.model,
+        model=model,
         timeout=_parse_timeout(_pick(values, "LLM_TIMEOUT")),
         provider=provider_name,
         env_file=path,
         env_encoding=encoding,
+        env_problems=skipped,
     )

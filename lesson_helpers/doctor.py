@@ -101,6 +101,7 @@ def _checks() -> list[tuple[str, str]]:
         lines.append((FAIL, str(exc)))
         return lines
     lines.extend(_encoding_line(settings))
+    lines.extend((WARN, f"{problem}（这一行被跳过了）") for problem in settings.env_problems)
     lines.append(_preset_line(settings))
     practice = settings.is_local or (settings.needs_key and not settings.has_key)
     if practice and not settings.is_local:

@@ -282,12 +282,23 @@ def test_key_from_dotenv_file(tmp_path, server):
         ("LLM_TIMEOUT", "nan", "LLM_TIMEOUT"),
         ("LLM_TIMEOUT", "inf", "LLM_TIMEOUT"),
         ("LLM_TIMEOUT", "1e10", "LLM_TIMEOUT"),  # too big for a socket: OverflowError
-        ("LLM_TIMEOUT", "0", "大于 0"),  # a socket with timeout 0 never waits
-        ("LLM_TIMEOUT", "3601", "不超过 3600"),
+        ("LLM_TIMEOUT", "0", "0.1 到 3600"),  # a socket with timeout 0 never waits
+        ("LLM_TIMEOUT", "1e-300", "0.1 到 3600"),  # every request would time out
+        ("LLM_TIMEOUT", "0.09", "0.1 到 3600"),
+        ("LLM_TIMEOUT", "3601", "0.1 到 3600"),
         ("LLM_BASE_URL", "api.siliconflow.cn/v1", "不是网址"),
         ("LLM_BASE_URL", "http:///v1", "LLM_BASE_URL"),  # no host
         ("LLM_BASE_URL", "http://127.0.0.1:99999/v1", "LLM_BASE_URL"),  # port out of range
         ("LLM_BASE_URL", "http://127.0.0.1:abc/v1", "LLM_BASE_URL"),
+        ("LLM_BASE_URL", "http://127.0.0.1：40181/v1", "全角"),  # the IME's colon: NFKC error
+        ("LLM_BASE_URL", "http://[::1/v1", "不是网址"),  # urlsplit: "Invalid IPv6 URL"
+        ("LLM_BASE_URL", "http://[not-an-ip]/v1", "不是网址"),
+        ("LLM_BASE_URL", "http://127.0.0.1 :8000/v1", "空格"),
+        ("LLM_BASE_URL", "http://api..siliconflow.cn/v1", "不是网址"),  # LocationParseError
+        ("LLM_BASE_URL", "HTTP://[::1]:0/v1", "不是网址"),
+        ("LLM_MODEL", "a\nb", "LLM_MODEL='a\\nb'"),  # shown with repr, on one line
+        ("LLM_MODEL", "Qwen/Qwen2.5 7B", "空格"),
+        ("LLM_MODEL", "qwen\u200b", "看不见的字符"),
         ("LLM_API_KEY", "fake key", "空格"),
         ("LLM_API_KEY", "“fake-key”", "中文"),
     ],
@@ -359,10 +370,13 @@ def test_broken_streams_keep_the_partial_text_and_fail_clearly(server, model, sa
         ("fault-html-200", "Content-Type: text/html"),
         ("fault-502-html", "HTTP 502：一个网页「502 Bad Gateway」"),
         ("fault-413", "413 Request Entity Too Large"),
+        ("fault-413", "请求体太大"),
+        ("fault-413", "若是问题太长，请缩短后再问。"),
         ("fault-429", "HTTP 429"),
         ("fault-500", "HTTP 500"),
         ("fault-403", "HTTP 403"),
-        ("fault-context-too-long", "/clear"),
+        ("fault-context-too-long", "若是问题太长，请缩短后再问。"),
+        ("fault-400", "若是问题太长"),
     ],
 )
 def test_answers_that_are_not_a_stream_fail_clearly(server, model, says):
@@ -370,7 +384,26 @@ def test_answers_that_are_not_a_stream_fail_clearly(server, model, says):
     result = run_app(["你好"], app_env(server, model))
     assert_clean_failure(result)
     assert says in result.stderr
+    assert "/clear" not in result.stderr  # there is no conversation to clear
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("model", "status", "hint"),
+    [
+        ("fault-context-too-long", 400, "超过了模型的上下文长度"),
+        ("fault-413", 413, "请求体太大"),
+        ("fault-400", 400, "请求内容有误"),
+    ],
+)
+def test_in_a_conversation_a_request_too_long_says_to_clear_it(server, model, status, hint):
+    needs_model(model)
+    result = run_app([], app_env(server, model), stdin="你好\n/quit\n")
+    assert result.returncode == 0, result.stderr
+    errors = error_lines(result)
+    assert len(errors) == 2 and errors[0].startswith(f"错误：HTTP {status}："), result.stderr
+    assert hint in errors[1]
+    assert errors[1].endswith("若是对话太长，输入 /clear 清空后再问。")
 
 
 @pytest.mark.parametrize(
@@ -845,6 +878,37 @@ def test_a_dotenv_that_is_not_utf8_is_one_clear_error(tmp_path, content, says):
     result = run_app(["你好"], app_env(None), app=app)
     assert_clean_failure(result, max_lines=1)
     assert ".env" in result.stderr and says in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('LLM_API_KEY="fake-key-for-review-0000\n', "第 1 行（LLM_API_KEY）的引号没有闭合"),
+        ("# 设置\r\nNOTE=\"x\r\n\r\nLLM_API_KEY='fake-key-for-review-0000\r\n", "第 4 行"),
+        ('LLM_API_KEY="fake-key-for-review-0000" 0000\n', "引号后面还有别的内容"),
+        ("LLM_API_KEY: fake-key-for-review-0000\n", "「名字=值」"),
+    ],
+)
+def test_an_unreadable_line_of_dotenv_is_one_clear_error(tmp_path, text, says):
+    app = tmp_path / "app.py"
+    shutil.copyfile(APP, app)
+    (tmp_path / ".env").write_bytes(text.encode("utf-8"))
+    result = run_app(["你好"], app_env(None), app=app)
+    assert_clean_failure(result, max_lines=1)
+    assert result.stderr.startswith("错误：.env 第 ") and says in result.stderr
+    assert "python-dotenv could not parse" not in result.stderr
+    assert "fake-key-for-review" not in result.stderr
+
+
+def test_unreadable_lines_for_other_programs_are_skipped_quietly(tmp_path, server):
+    app = tmp_path / "app.py"
+    shutil.copyfile(APP, app)
+    text = f"\ufeffNOTE='x\nLLM_API_KEY={server.api_key}\nLLM_BASE_URL={server.base_url}\n"
+    (tmp_path / ".env").write_text(text, encoding="utf-8")  # with a BOM, like Notepad's
+    result = run_app(["你好"], app_env(None), app=app)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(SEED_TEXT)
+    assert result.stderr == ""
 
 
 class CountedPiece(bytes):

@@ -203,6 +203,20 @@ CASES: dict[str, tuple[list[str], dict[str, str], Setup | None]] = {
         _env_file("LLM_PROVIDER=local\nLLM_API_KEY=fake-key-for-tests-000\n"),
     ),
     "doctor_bad_timeout": (["doctor"], {"LLM_TIMEOUT": "abc"}, None),
+    "doctor_tiny_timeout": (["doctor"], {"LLM_TIMEOUT": "1e-300"}, None),
+    "chat_model_with_newline": (["chat", "你好"], {**UNREACHABLE, "LLM_MODEL": "a\nb"}, None),
+    "chat_local_model_with_newline": (
+        ["chat", "你好"],
+        {"LLM_PROVIDER": "local", "LLM_MODEL": "a\nb"},
+        None,
+    ),
+    "chat_option_model_with_newline": (
+        ["chat", "--model", "a\nb", "你好"],
+        {"LLM_PROVIDER": "local"},
+        None,
+    ),
+    "doctor_model_with_newline": (["doctor"], {"LLM_MODEL": "a\nb"}, None),
+    "chat_tiny_timeout": (["chat", "你好"], {"LLM_TIMEOUT": "1e-300"}, None),
     "chat_local": (["chat", "你好"], {"LLM_PROVIDER": "local"}, None),
     "chat_unreachable": (["chat", "你好"], UNREACHABLE, None),
     "chat_bad_provider": (["chat", "你好"], {"LLM_PROVIDER": "nonsense"}, None),
@@ -218,6 +232,32 @@ CASES.update(
             None,
         ),
         "doctor_bad_base_url": (["doctor"], {"LLM_BASE_URL": "http:///v1"}, None),
+        "doctor_unclosed_quote": (
+            ["doctor"],
+            {},
+            _env_file('LLM_API_KEY="fake-key-for-review-0000\n'),
+        ),
+        "chat_unclosed_quote": (
+            ["chat", "你好"],
+            {},
+            _env_file('LLM_API_KEY="fake-key-for-review-0000\n'),
+        ),
+        "doctor_unclosed_quote_elsewhere": (
+            ["doctor"],
+            {},
+            _env_file("LLM_PROVIDER=local\nNOTE='fake-key-for-review-0000\n"),
+        ),
+        "doctor_unbalanced_bracket": (["doctor"], {"LLM_BASE_URL": "http://[::1/v1"}, None),
+        "chat_unbalanced_bracket": (
+            ["chat", "你好"],
+            {**UNREACHABLE, "LLM_BASE_URL": "http://[::1/v1"},
+            None,
+        ),
+        "chat_full_width_colon": (
+            ["chat", "你好"],
+            {**UNREACHABLE, "LLM_BASE_URL": "http://127.0.0.1：40181/v1"},
+            None,
+        ),
         "chat_timeout_overflow": (["chat", "你好"], {"LLM_TIMEOUT": "1e10"}, None),
         "chat_invalid_url": (
             ["chat", "你好"],
@@ -295,11 +335,26 @@ def test_doctor_with_provider_local_and_a_key_checks_the_local_server(cli):
     assert "fake-key-for-tests-000" not in result.stdout + result.stderr
 
 
-def test_doctor_reports_a_bad_setting_in_one_line(cli):
-    result = cli["doctor_bad_timeout"]
+@pytest.mark.parametrize(
+    ("case", "name"),
+    [
+        ("doctor_bad_timeout", "LLM_TIMEOUT"),
+        ("doctor_tiny_timeout", "LLM_TIMEOUT"),
+        ("doctor_model_with_newline", "LLM_MODEL"),
+    ],
+)
+def test_doctor_reports_a_bad_setting_in_one_line(cli, case, name):
+    result = cli[case]
     assert result.returncode == 1
-    bad = [line for line in result.stdout.splitlines() if "LLM_TIMEOUT" in line]
+    bad = [line for line in result.stdout.splitlines() if name in line]
     assert len(bad) == 1 and bad[0].startswith("✗")
+
+
+def test_chat_refuses_a_model_option_with_a_newline_in_one_line(cli):
+    result = cli["chat_option_model_with_newline"]
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--model='a\\nb'" in lines[0], result.stderr
 
 
 def test_chat_streams_the_answer_from_the_local_server(cli):
@@ -388,11 +443,45 @@ def test_doctor_warns_about_debug_output_that_prints_the_key(cli):
     assert "%xmode Verbose" in warning[0] and "pytest -l" in warning[0]
 
 
-def test_doctor_reports_a_bad_base_url(cli):
-    result = cli["doctor_bad_base_url"]
+@pytest.mark.parametrize(
+    ("case", "says"), [("doctor_bad_base_url", "主机名"), ("doctor_unbalanced_bracket", "方括号")]
+)
+def test_doctor_reports_a_bad_base_url(cli, case, says):
+    result = cli[case]
     assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
     bad = [line for line in result.stdout.splitlines() if line.startswith("✗")]
-    assert len(bad) == 1 and "LLM_BASE_URL" in bad[0] and "主机名" in bad[0]
+    assert len(bad) == 1 and "LLM_BASE_URL" in bad[0] and says in bad[0]
+
+
+def test_doctor_names_an_unreadable_line_of_env(cli):
+    result = cli["doctor_unclosed_quote"]
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert "could not parse" not in output and "fake-key-for-review" not in output
+    bad = [line for line in result.stdout.splitlines() if line.startswith("✗")]
+    assert bad == [
+        '✗ .env 第 1 行（LLM_API_KEY）的引号没有闭合：请在值的末尾补上 "，或删掉开头的 "。'
+    ]
+    assert "没有 API Key" not in output
+
+
+def test_doctor_warns_about_an_unreadable_line_it_skips(cli):
+    result = cli["doctor_unclosed_quote_elsewhere"]
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "could not parse" not in output and "fake-key-for-review" not in output
+    warned = [line for line in result.stdout.splitlines() if "第 2 行" in line]
+    assert len(warned) == 1 and warned[0].startswith("! ") and "跳过" in warned[0]
+
+
+def test_chat_does_not_fall_back_to_the_local_server_for_an_unreadable_key(cli):
+    result = cli["chat_unclosed_quote"]
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("错误：.env 第 1 行（LLM_API_KEY）")
+    assert "fake-key-for-review" not in result.stderr
 
 
 # -- chat: why an answer ended, and nothing raw (issue 16) -------------------------------------
@@ -417,7 +506,12 @@ def test_chat_says_why_an_incomplete_answer_ended(cli, model, reason):
     ("case", "says"),
     [
         ("chat_timeout_overflow", "LLM_TIMEOUT"),
+        ("chat_tiny_timeout", "至少 0.1 秒"),
+        ("chat_model_with_newline", "LLM_MODEL='a\\nb'"),
+        ("chat_local_model_with_newline", "LLM_MODEL='a\\nb'"),
         ("chat_invalid_url", "LLM_BASE_URL"),
+        ("chat_unbalanced_bracket", "方括号"),
+        ("chat_full_width_colon", "全角"),
         pytest.param(
             "chat_socks_proxy",
             "PySocks",

@@ -796,7 +796,7 @@ def test_an_invalid_url_is_one_line_that_names_the_setting(url, says):
     assert sleep.waits == []  # not retried: it cannot start working by itself
 
 
-@pytest.mark.parametrize("timeout", [1e10, float("inf"), 0.0, -1.0])
+@pytest.mark.parametrize("timeout", [1e10, float("inf"), 0.0, -1.0, 1e-300])
 def test_an_absurd_timeout_is_one_line_not_overflow_error(server, timeout):
     client = ChatClient(make_settings(server.base_url, server.api_key, timeout=timeout))
     with pytest.raises(LLMError) as info:
@@ -805,6 +805,13 @@ def test_an_absurd_timeout_is_one_line_not_overflow_error(server, timeout):
     assert "LLM_TIMEOUT" in text
     with pytest.raises(LLMError):
         list(client.stream(HELLO))
+
+
+def test_a_model_name_with_a_newline_is_one_line(server):
+    client = ChatClient(make_settings(server.base_url, server.api_key, model="a\nb"))
+    with pytest.raises(LLMError) as info:
+        client.chat(HELLO)
+    assert "LLM_MODEL='a\\nb'" in assert_one_line(info.value)
 
 
 def test_a_socks_proxy_without_pysocks_is_one_line(monkeypatch):

@@ -493,7 +493,7 @@ def test_bad_characters_in_the_key_are_named_in_one_line(tmp_path, bad, says):
     assert FAKE_KEY[-12:] not in repr(info.value)
 
 
-@pytest.mark.parametrize("value", ["1e10", "inf", "86401", "-inf"])
+@pytest.mark.parametrize("value", ["1e10", "inf", "86401", "-inf", "1e-300", "0.05", "0"])
 def test_absurd_timeouts_are_config_errors(tmp_path, monkeypatch, value):
     monkeypatch.setenv("LLM_TIMEOUT", value)
     with pytest.raises(ConfigError) as info:
@@ -510,6 +510,12 @@ def test_absurd_timeouts_are_config_errors(tmp_path, monkeypatch, value):
         ("http://127.0.0.1:abc/v1", "端口"),
         ("https://api.siliconflow.cn /v1", "空格"),
         ("https：//api.siliconflow.cn/v1", "不是网址"),  # a full-width colon
+        ("http://127.0.0.1：40181/v1", "全角"),  # the IME's colon before the port
+        ("http://[::1/v1", "方括号"),  # urlsplit: ValueError("Invalid IPv6 URL")
+        ("http://::1]/v1", "方括号"),
+        ("http://[not-an-ip]/v1", "方括号"),  # urlsplit: "does not appear to be an IP"
+        ("http://api..siliconflow.cn/v1", "主机名"),  # urllib3: LocationParseError
+        ("http://.siliconflow.cn/v1", "主机名"),
     ],
 )
 def test_invalid_base_urls_are_config_errors(tmp_path, monkeypatch, url, says):
@@ -518,6 +524,19 @@ def test_invalid_base_urls_are_config_errors(tmp_path, monkeypatch, url, says):
         load_settings(env_file=tmp_path / "none.env")
     text = assert_one_line(info.value)
     assert "LLM_BASE_URL" in text and says in text
+
+
+@pytest.mark.parametrize("value", ["1e-300", "0.099"])
+def test_a_timeout_too_short_for_any_server_says_the_minimum(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("LLM_TIMEOUT", value)
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=tmp_path / "none.env")
+    assert "太小" in assert_one_line(info.value) and "0.1 秒" in str(info.value)
+
+
+def test_the_shortest_timeout_is_accepted(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_TIMEOUT", "0.1")
+    assert load_settings(env_file=tmp_path / "none.env").timeout == 0.1
 
 
 def test_config_error_shows_one_line_in_ipython():
@@ -570,3 +589,66 @@ def test_env_file_path_is_shown_relative_to_the_project(tmp_path):
     (tmp_path / "a").mkdir()
     assert relative_to_project(tmp_path / "a" / ".env") == "a/.env"
     assert relative_to_project(tmp_path / ".env") == ".env"
+
+
+# -- lines python-dotenv cannot read ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "line", "says"),
+    [
+        ('LLM_API_KEY="fake-key-for-review-0000\n', 1, "（LLM_API_KEY）的引号没有闭合"),
+        ("# 密钥\n\nLLM_MODEL='qwen\n", 3, "（LLM_MODEL）的引号没有闭合"),
+        ('X=1\r\n\r\n  LLM_BASE_URL="http://127.0.0.1:8000/v1\r\n', 3, "引号没有闭合"),
+        ('LLM_MODEL="qwen" 2.5\n', 1, "引号后面还有别的内容"),
+        ("export LLM_API_KEY: fake-key-for-review-0000\n", 1, "「名字=值」"),
+        ("'LLM_PROVIDER=local\n", 1, "名字前面多了一个 '"),
+        ('OPENAI_API_KEY="fake-key-for-review-0000\n', 1, "（OPENAI_API_KEY）"),
+    ],
+)
+def test_an_unreadable_kit_line_is_one_line_naming_it(tmp_path, caplog, text, line, says):
+    env = write_env(tmp_path, text)
+    with caplog.at_level(logging.WARNING), pytest.raises(ConfigError) as info:
+        load_settings(env_file=env)
+    message = assert_one_line(info.value)
+    assert message.startswith(f".env 第 {line} 行") and says in message
+    assert "fake-key-for-review" not in message and "qwen" not in message
+    assert not caplog.records  # python-dotenv's "could not parse statement" stays quiet
+
+
+def test_an_unreadable_line_of_another_program_is_skipped_and_listed(tmp_path, caplog):
+    env = write_env(tmp_path, 'NOTE="fake-key-for-review-0000\nLLM_MODEL=qwen-test\n')
+    with caplog.at_level(logging.WARNING):
+        settings = load_settings(env_file=env)
+    assert settings.model == "qwen-test"
+    assert not caplog.records
+    assert settings.env_problems == (
+        '.env 第 1 行的引号没有闭合：请在值的末尾补上 "，或删掉开头的 "',
+    )
+
+
+def test_an_unreadable_line_the_environment_overrides_is_only_listed(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_MODEL", "from-the-environment")
+    env = write_env(tmp_path, "LLM_MODEL='qwen\nLLM_TIMEOUT=5\n")
+    settings = load_settings(env_file=env)
+    assert settings.model == "from-the-environment" and settings.timeout == 5
+    assert len(settings.env_problems) == 1 and "LLM_MODEL" in settings.env_problems[0]
+
+
+@pytest.mark.parametrize(
+    ("model", "says"),
+    [
+        ("a\nb", "换行"),  # LLM_MODEL=$'a\nb': the "请求将发往…，模型 a" line would break in two
+        ("Qwen/Qwen2.5 7B", "空格"),
+        ("Qwen/Qwen2.5\u30007B", "空格"),  # a full-width space
+        ("qwen2.5\u200b", "控制字符"),  # zero-width space, pasted from the web
+        ("qwen\x1b[2J", "控制字符"),
+    ],
+)
+def test_a_model_name_with_whitespace_or_control_characters_is_one_line(
+    tmp_path, monkeypatch, model, says
+):
+    monkeypatch.setenv("LLM_MODEL", model)
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=tmp_path / "none.env")
+    text = assert_one_line(info.value)
+    assert text.startswith(f"LLM_MODEL={model!r} ") and says in text
+    assert text.isprintable()
