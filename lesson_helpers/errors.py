@@ -521,14 +521,9 @@ def _finish_note(result: Any) -> str:
         return "没有收到 finish_reason：回答可能不完整。"
     refusal = getattr(result, "refusal", "") or ""
     if refusal and not content:
-        return f"模型拒绝了这个请求（refusal）：{_shortened(refusal)}"
+        return f"模型拒绝了这个请求（refusal）：{_shorten(refusal, 200)}"  # redact folds lines
     if reason == "stop" and not content:
         return "模型返回了空回答（finish_reason=stop，content 为空）。"
     if reason != "stop":
         return f"回答以不常见的 finish_reason={reason} 结束：请查看服务商文档。"
     return ""
-
-
-def _shortened(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
