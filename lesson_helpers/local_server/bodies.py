@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from typing import Any
 
 from .connections import Connection
@@ -18,7 +19,6 @@ __all__ = ["MAX_BODY", "BadBodyError", "parse_json", "read_body"]
 MAX_BODY = 8 * 1024 * 1024
 _DIGITS = re.compile(r"[0-9]{1,12}")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,12}")
-MAX_INT_DIGITS = 4300  # Python's own limit for turning a string into an int
 
 
 class BadBodyError(Exception):
@@ -112,8 +112,9 @@ def _finite_float(text: str) -> float:
 
 def _bounded_int(text: str) -> int:
     """Python refuses integers of more than 4300 digits; say so without its advice."""
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise ValueError(f"an integer of {len(text.lstrip('-'))} digits is too large")
+    digits, limit = len(text.lstrip("-")), sys.get_int_max_str_digits()  # 0: no limit
+    if limit and digits > limit:
+        raise ValueError(f"an integer of {digits} digits is too large")
     return int(text)
 
 
