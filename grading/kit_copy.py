@@ -17,7 +17,6 @@ __all__ = ["KitCopy", "find_kit_code", "kit_lines"]
 
 MIN_LENGTH = 20  # shorter lines (``return None``, ``else:``) prove nothing
 ENOUGH = 25  # lines of the kit in one file: no one writes that many of them by chance
-_MAX_READ = 2 << 20
 
 
 @dataclass(frozen=True)
@@ -52,10 +51,8 @@ def kit_lines(kit: Path, reference: str) -> dict[str, set[str]]:
 
 
 def _python_files(folder: Path) -> Iterable[Path]:
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and not path.is_symlink() and path.stat().st_size <= _MAX_READ:
-            if path.suffix in (".py", ".pyw"):
-                yield path
+    """Python files of the grader's copy (copy_app_folder left out symlinks and big files)."""
+    return sorted(p for p in folder.rglob("*") if p.suffix in (".py", ".pyw") and p.is_file())
 
 
 def find_kit_code(folder: Path, modules: dict[str, set[str]]) -> KitCopy | None:
